@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "vfio",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/container.cc",
+        "native/group.cc",
+        "native/device.cc",
+        "native/region_mmap.cc",
+        "native/dma_buffer.cc",
+        "native/eventfd.cc",
+        "native/kvm.cc",
+        "native/constants.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+    }
+  ]
+}
