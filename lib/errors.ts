@@ -35,6 +35,10 @@ export const RuleCode = {
   NO_MAPPING: 'ERR_VFIO_NO_MAPPING',
   /** More mappings than the IOMMU's DMA-avail count allows. */
   DMA_LIMIT: 'ERR_VFIO_DMA_LIMIT',
+  /** An async operation on this object has not settled yet. */
+  BUSY: 'ERR_VFIO_BUSY',
+  /** The kernel's answer disagrees with our bookkeeping (a bug: please report it). */
+  BOOKKEEPING: 'ERR_VFIO_BOOKKEEPING',
   /** Buffer range outside the buffer. */
   BUFFER_RANGE: 'ERR_VFIO_BUFFER_RANGE',
   /** Buffer still has live mappings (or registrations). */
@@ -55,6 +59,16 @@ export const RuleCode = {
   KVM_EXISTS: 'ERR_VFIO_KVM_EXISTS',
   /** Group is not registered with the KVM-VFIO device. */
   KVM_NOT_REGISTERED: 'ERR_VFIO_KVM_NOT_REGISTERED',
+  /** No such PCI device or IOMMU group in sysfs. */
+  NO_DEVICE: 'ERR_VFIO_NO_DEVICE',
+  /** The device has no IOMMU group (the IOMMU is off or does not cover it). */
+  NO_IOMMU_GROUP: 'ERR_VFIO_NO_IOMMU_GROUP',
+  /** Refused to take a device from the host: it backs the root filesystem or an active network interface. */
+  DEVICE_IN_USE: 'ERR_VFIO_DEVICE_IN_USE',
+  /** A driver the operation needs (vfio-pci) is not loaded. */
+  DRIVER_MISSING: 'ERR_VFIO_DRIVER_MISSING',
+  /** The kernel accepted the sysfs writes but the device did not end up on the expected driver. */
+  BIND_FAILED: 'ERR_VFIO_BIND_FAILED',
 } as const;
 
 export type RuleCodeValue = (typeof RuleCode)[keyof typeof RuleCode];
