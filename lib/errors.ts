@@ -35,6 +35,8 @@ export const RuleCode = {
   NO_MAPPING: 'ERR_VFIO_NO_MAPPING',
   /** More mappings than the IOMMU's DMA-avail count allows. */
   DMA_LIMIT: 'ERR_VFIO_DMA_LIMIT',
+  /** Nothing happened within the time asked for (Irq.wait). */
+  TIMEOUT: 'ERR_VFIO_TIMEOUT',
   /** An async operation on this object has not settled yet. */
   BUSY: 'ERR_VFIO_BUSY',
   /** The kernel's answer disagrees with our bookkeeping (a bug: please report it). */
@@ -80,9 +82,6 @@ export class VfioError extends Error {
     super(message);
     this.name = 'VfioError';
     this.code = code;
-  }
-  override get [Symbol.toStringTag](): string {
-    return 'VfioError';
   }
 }
 

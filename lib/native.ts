@@ -298,8 +298,18 @@ export interface NativeBinding {
 
 let loaded: NativeBinding | undefined;
 
-/** The real addon, loaded once through `bindings`. */
-export function loadNative(): NativeBinding {
+/** The backend lib/ uses: the real addon (loaded once through `bindings`), or a test twin. */
+export function native(): NativeBinding {
   loaded ??= bindings('vfio') as NativeBinding;
   return loaded;
+}
+
+/**
+ * Swap the backend (the fake in test/unit/fake/); returns the previous one.
+ * For tests only: objects opened with one backend must be closed with it.
+ */
+export function setNativeBackend(backend: NativeBinding | undefined): NativeBinding | undefined {
+  const previous = loaded;
+  loaded = backend;
+  return previous;
 }

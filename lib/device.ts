@@ -1,0 +1,156 @@
+// A device fd from VFIO_GROUP_GET_DEVICE_FD: regions, interrupts, reset.
+// It owns its region mmaps and interrupt eventfds and releases them before
+// its fd (a BAR mmap would otherwise keep the device open).
+
+import { RuleCode, VfioError, rethrow } from './errors';
+import type { Group } from './group';
+import { Irq } from './irq';
+import { native, type NativeDevice } from './native';
+import { Region } from './region';
+import { closeAll, Resource } from './resource';
+
+export interface DeviceInfo {
+  flags: number;
+  numRegions: number;
+  numIrqs: number;
+  /** VFIO_DEVICE_FLAGS_PCI */
+  pci: boolean;
+  /** VFIO_DEVICE_FLAGS_RESET: VFIO_DEVICE_RESET is supported. */
+  resettable: boolean;
+}
+
+export class Device extends Resource {
+  readonly group: Group;
+  /** The device name as VFIO knows it, e.g. '0000:00:04.0'. */
+  readonly name: string;
+  readonly description: string;
+  readonly info: DeviceInfo;
+  readonly #native: NativeDevice;
+  readonly #regions = new Map<number, Region>();
+  readonly #irqs = new Map<number, Irq>();
+
+  /** @internal Created by Group.openDevice(). */
+  constructor(group: Group, name: string, handle: NativeDevice) {
+    super();
+    this.group = group;
+    this.name = name;
+    this.#native = handle;
+    this.description = `device ${name}`;
+    this.track(() => handle.close());
+    try {
+      const raw = handle.getInfo();
+      const c = native().constants;
+      this.info = {
+        flags: raw.flags,
+        numRegions: raw.numRegions,
+        numIrqs: raw.numIrqs,
+        pci: (raw.flags & c.VFIO_DEVICE_FLAGS_PCI) !== 0,
+        resettable: (raw.flags & c.VFIO_DEVICE_FLAGS_RESET) !== 0,
+      };
+    } catch (e) {
+      handle.close();
+      rethrow(e, `${this.description}: reading its info`);
+    }
+  }
+
+  /** Region `index` (VFIO_PCI_BAR0_REGION_INDEX.., VFIO_PCI_CONFIG_REGION_INDEX). */
+  region(index: number): Region {
+    this.assertOpen();
+    if (!Number.isInteger(index) || index < 0 || index >= this.info.numRegions) {
+      throw new VfioError(RuleCode.REGION_RANGE, `${this.description} has regions 0..${this.info.numRegions - 1}, not ${String(index)}`);
+    }
+    let region = this.#regions.get(index);
+    if (!region) {
+      let raw;
+      try {
+        raw = this.#native.getRegionInfo(index);
+      } catch (e) {
+        rethrow(e, `${this.description}: reading region ${index}`);
+      }
+      region = new Region(this, this.#native, raw);
+      this.#regions.set(index, region);
+    }
+    return region;
+  }
+
+  /** PCI BAR n (0..5). */
+  bar(n: number): Region {
+    if (!Number.isInteger(n) || n < 0 || n > 5) throw new VfioError(RuleCode.REGION_RANGE, `a PCI BAR number is 0..5, not ${String(n)}`);
+    return this.region(native().constants.VFIO_PCI_BAR0_REGION_INDEX + n);
+  }
+
+  /** PCI configuration space. */
+  get config(): Region {
+    return this.region(native().constants.VFIO_PCI_CONFIG_REGION_INDEX);
+  }
+
+  /** Interrupt index `index` (VFIO_PCI_INTX/MSI/MSIX_IRQ_INDEX...). */
+  irq(index: number): Irq {
+    this.assertOpen();
+    if (!Number.isInteger(index) || index < 0 || index >= this.info.numIrqs) {
+      throw new VfioError(RuleCode.IRQ_RANGE, `${this.description} has interrupt indexes 0..${this.info.numIrqs - 1}, not ${String(index)}`);
+    }
+    let irq = this.#irqs.get(index);
+    if (!irq) {
+      let raw;
+      try {
+        raw = this.#native.getIrqInfo(index);
+      } catch (e) {
+        rethrow(e, `${this.description}: reading interrupt index ${index}`);
+      }
+      irq = new Irq(this, this.#native, raw);
+      this.#irqs.set(index, irq);
+    }
+    return irq;
+  }
+
+  /** The MSI interrupt index of a PCI device. */
+  get msi(): Irq {
+    return this.irq(native().constants.VFIO_PCI_MSI_IRQ_INDEX);
+  }
+
+  /** The MSI-X interrupt index of a PCI device. */
+  get msix(): Irq {
+    return this.irq(native().constants.VFIO_PCI_MSIX_IRQ_INDEX);
+  }
+
+  /** The legacy INTx interrupt of a PCI device. */
+  get intx(): Irq {
+    return this.irq(native().constants.VFIO_PCI_INTX_IRQ_INDEX);
+  }
+
+  /** Sets or clears Bus Master Enable (PCI command register bit 2); DMA needs it. */
+  setBusMaster(enabled: boolean): void {
+    const cfg = this.config;
+    const command = cfg.read16(4);
+    cfg.write16(4, enabled ? command | 0x4 : command & ~0x4);
+  }
+
+  /** VFIO_DEVICE_RESET */
+  reset(): void {
+    this.assertOpen();
+    if (!this.info.resettable) {
+      throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} does not support VFIO_DEVICE_RESET (no reset method: FLR, PM or bus reset)`);
+    }
+    try {
+      this.#native.reset();
+    } catch (e) {
+      rethrow(e, `${this.description}: reset`);
+    }
+  }
+
+  /** @internal Regions and IRQs check their device is open. */
+  assertUsable(): void {
+    this.assertOpen();
+  }
+
+  protected override release(): void {
+    try {
+      closeAll(this.#irqs.values());
+      closeAll(this.#regions.values());
+    } finally {
+      this.#native.close();
+      this.group.removeDevice(this);
+    }
+  }
+}

@@ -1,0 +1,70 @@
+// One live IOMMU mapping: iova..iova+size → buffer[offset..offset+size).
+// While it lives, the buffer cannot be freed.
+
+import type { DmaBuffer } from './dma-buffer';
+import { hex } from './iova';
+import type { Iommu } from './iommu';
+import { Resource } from './resource';
+
+export interface DmaMappingInit {
+  iommu: Iommu;
+  buffer: DmaBuffer;
+  offset: number;
+  iova: bigint;
+  size: bigint;
+  readable: boolean;
+  writable: boolean;
+}
+
+export class DmaMapping extends Resource {
+  readonly iommu: Iommu;
+  readonly buffer: DmaBuffer;
+  /** Offset of the mapped range inside the buffer. */
+  readonly offset: number;
+  readonly iova: bigint;
+  readonly size: bigint;
+  /** The device may read the memory (VFIO_DMA_MAP_FLAG_READ). */
+  readonly readable: boolean;
+  /** The device may write the memory (VFIO_DMA_MAP_FLAG_WRITE). */
+  readonly writable: boolean;
+  readonly description: string;
+
+  /** @internal Created by an Iommu only. */
+  constructor(init: DmaMappingInit) {
+    super();
+    this.iommu = init.iommu;
+    this.buffer = init.buffer;
+    this.offset = init.offset;
+    this.iova = init.iova;
+    this.size = init.size;
+    this.readable = init.readable;
+    this.writable = init.writable;
+    this.description = `DMA mapping at iova ${hex(init.iova)} (${hex(init.size)} bytes)`;
+  }
+
+  /** One past the last IOVA. */
+  get end(): bigint {
+    return this.iova + this.size;
+  }
+
+  /** Unmap it (the same as close()). */
+  unmap(): void {
+    this.close();
+  }
+
+  /** Unmap on the libuv thread pool. */
+  async unmapAsync(): Promise<void> {
+    if (this.closed) return;
+    await this.iommu.unmapAsync(this);
+  }
+
+  protected override release(): void {
+    this.iommu.unmap(this);
+  }
+
+  /** @internal The IOMMU has unmapped it (or its container closed). */
+  markUnmapped(): void {
+    this.buffer.removeUser(this);
+    this.markClosed();
+  }
+}

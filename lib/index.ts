@@ -1,0 +1,23 @@
+// vfio: Linux VFIO and KVM-VFIO for Node.js.
+
+export { Container, type ContainerOptions, type IommuType } from './container';
+export { Group, type GroupOptions, type GroupStatus } from './group';
+export { Device, type DeviceInfo } from './device';
+export { Region, RegionMapping, type SparseArea } from './region';
+export { Irq } from './irq';
+export { DmaBuffer, type DmaBufferOptions, type MemfdOptions } from './dma-buffer';
+export { DmaMapping } from './dma-mapping';
+export { Iommu, type IommuKind, type MapOptions, type IovaRangeSpec } from './iommu';
+export { Type1Iommu, type Type1Info } from './type1';
+export { SpaprTceIommu, DmaWindow, MemoryRegistration, type SpaprInfo, type SpaprOptions } from './spapr';
+export { Kvm, Vm, KvmVfioDevice } from './kvm';
+export { VfioError, VfioSystemError, RuleCode, type RuleCodeValue } from './errors';
+export { hex, type Iova } from './iova';
+export * as sysfs from './sysfs';
+
+import { native } from './native';
+
+/** Constants from <linux/vfio.h> and <linux/kvm.h>, as compiled into the addon. */
+export function constants(): Readonly<Record<string, number>> {
+  return native().constants;
+}

@@ -1,0 +1,232 @@
+// KVM and its VFIO pseudo device (KVM_DEV_TYPE_VFIO). A VM manager tells KVM
+// which VFIO groups a VM uses; the kernel takes an open group fd as proof of
+// ownership, so the API takes our Group objects only, never a number.
+
+import { RuleCode, VfioError, rethrow } from './errors';
+import { Group } from './group';
+import { native, type NativeGroup, type NativeKvm, type NativeKvmDevice, type NativeVm } from './native';
+import { Resource } from './resource';
+
+export class Kvm extends Resource {
+  readonly path: string;
+  readonly description: string;
+  readonly apiVersion: number;
+  readonly #native: NativeKvm;
+
+  private constructor(path: string, handle: NativeKvm) {
+    super();
+    this.path = path;
+    this.#native = handle;
+    this.description = `KVM ${path}`;
+    this.track(() => handle.close());
+    try {
+      this.apiVersion = handle.getApiVersion();
+    } catch (e) {
+      handle.close();
+      rethrow(e, `${path}: KVM_GET_API_VERSION`);
+    }
+  }
+
+  /** Opens /dev/kvm (or `path`). */
+  static open(path = '/dev/kvm'): Kvm {
+    try {
+      return new Kvm(path, native().openKvm(path));
+    } catch (e) {
+      rethrow(e, `opening ${path}`, (code) =>
+        code === 'ENOENT' ? 'KVM is not available: load kvm_intel or kvm_amd and check virtualization is enabled' :
+        code === 'EACCES' ? `add the user to the group owning ${path} (usually 'kvm')` : undefined, path);
+    }
+  }
+
+  /** KVM_CHECK_EXTENSION on /dev/kvm. */
+  checkExtension(capability: number): number {
+    this.assertOpen();
+    try {
+      return this.#native.checkExtension(capability);
+    } catch (e) {
+      rethrow(e, `${this.description}: KVM_CHECK_EXTENSION(${capability})`);
+    }
+  }
+
+  /** KVM_CREATE_VM. The VM outlives this object: close it separately. */
+  createVm(type = 0): Vm {
+    this.assertOpen();
+    try {
+      return new Vm(this.#native.createVm(type), 'created');
+    } catch (e) {
+      rethrow(e, `${this.description}: KVM_CREATE_VM`);
+    }
+  }
+
+  protected override release(): void {
+    this.#native.close();
+  }
+}
+
+export class Vm extends Resource {
+  readonly description: string;
+  readonly #native: NativeVm;
+  #vfio: KvmVfioDevice | null = null;
+
+  /** @internal Kvm.createVm() or Vm.adopt(). */
+  constructor(handle: NativeVm, how: string) {
+    super();
+    this.#native = handle;
+    this.description = `VM (${how}, fd ${handle.fd})`;
+    this.track(() => handle.close());
+  }
+
+  /** Adopt a VMM's VM fd: it is duplicated, and the duplicate is ours to close. */
+  static adopt(fd: number): Vm {
+    if (!Number.isSafeInteger(fd) || fd < 0) throw new VfioError(RuleCode.INVALID_ARG, `a VM fd is a non-negative integer, got ${String(fd)}`);
+    try {
+      return new Vm(native().adoptVm(fd), `adopted from fd ${fd}`);
+    } catch (e) {
+      rethrow(e, `adopting VM fd ${fd}`);
+    }
+  }
+
+  /** KVM_CHECK_EXTENSION on the VM fd. */
+  checkExtension(capability: number): number {
+    this.assertOpen();
+    try {
+      return this.#native.checkExtension(capability);
+    } catch (e) {
+      rethrow(e, `${this.description}: KVM_CHECK_EXTENSION(${capability})`);
+    }
+  }
+
+  /** The VM's KVM-VFIO device: created on first call, the same object after (the kernel allows one). */
+  vfioDevice(): KvmVfioDevice {
+    this.assertOpen();
+    if (this.#vfio && !this.#vfio.closed) return this.#vfio;
+    let handle: NativeKvmDevice | null;
+    try {
+      handle = this.#native.createDevice(native().constants.KVM_DEV_TYPE_VFIO, false);
+    } catch (e) {
+      rethrow(e, `${this.description}: KVM_CREATE_DEVICE(KVM_DEV_TYPE_VFIO)`, (code) =>
+        code === 'EEXIST' ? 'this VM already has a KVM-VFIO device made outside this library; a VM can have one' :
+        code === 'ENODEV' ? 'the kernel was built without KVM-VFIO (CONFIG_KVM_VFIO)' : undefined);
+    }
+    if (!handle) throw new VfioError(RuleCode.BOOKKEEPING, `${this.description}: KVM_CREATE_DEVICE returned no device`);
+    this.#vfio = new KvmVfioDevice(this, handle);
+    return this.#vfio;
+  }
+
+  /** Whether the kernel supports KVM-VFIO devices on this VM (KVM_CREATE_DEVICE_TEST). */
+  supportsVfioDevice(): boolean {
+    this.assertOpen();
+    try {
+      this.#native.createDevice(native().constants.KVM_DEV_TYPE_VFIO, true);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  protected override release(): void {
+    try {
+      this.#vfio?.close();
+    } finally {
+      this.#native.close();
+    }
+  }
+}
+
+export class KvmVfioDevice extends Resource {
+  readonly vm: Vm;
+  readonly description: string;
+  readonly #native: NativeKvmDevice;
+  // The group's native handle is kept: removal runs while the group is closing.
+  readonly #groups = new Map<Group, { handle: NativeGroup; unhook: () => void }>();
+
+  /** @internal Vm.vfioDevice() */
+  constructor(vm: Vm, handle: NativeKvmDevice) {
+    super();
+    this.vm = vm;
+    this.#native = handle;
+    this.description = `KVM-VFIO device of ${vm.description}`;
+    this.track(() => handle.close());
+  }
+
+  /** Groups registered with KVM. */
+  get groups(): readonly Group[] {
+    return [...this.#groups.keys()];
+  }
+
+  /**
+   * KVM_DEV_VFIO_FILE_ADD. Register before opening the group's devices: some
+   * drivers need KVM when a device opens. The group is removed again before
+   * it closes.
+   */
+  add(group: Group): void {
+    this.assertOpen();
+    const handle = this.#groupHandle(group);
+    if (this.#groups.has(group)) throw new VfioError(RuleCode.KVM_EXISTS, `${group.description} is already registered with the ${this.description}`);
+    if (group.devices.length > 0) {
+      throw new VfioError(
+        RuleCode.ORDER,
+        `${group.description} has open devices (${group.devices.map((d) => d.name).join(', ')}); register the group with KVM before opening its devices`,
+      );
+    }
+    try {
+      this.#native.setVfioFile(native().constants.KVM_DEV_VFIO_FILE_ADD, handle);
+    } catch (e) {
+      rethrow(e, `${this.description}: adding ${group.description}`);
+    }
+    this.#groups.set(group, { handle, unhook: group.onBeforeClose(() => this.#remove(group)) });
+  }
+
+  /** KVM_DEV_VFIO_FILE_DEL. */
+  remove(group: Group): void {
+    this.assertOpen();
+    this.#groupHandle(group);
+    if (!this.#groups.has(group)) throw new VfioError(RuleCode.KVM_NOT_REGISTERED, `${group.description} is not registered with the ${this.description}`);
+    this.#remove(group);
+  }
+
+  /**
+   * KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE: attach a registered group to an sPAPR
+   * TCE table (`tableFd`, from KVM_CREATE_SPAPR_TCE_64). POWER hosts only.
+   */
+  setSpaprTce(group: Group, tableFd: number): void {
+    this.assertOpen();
+    const handle = this.#groupHandle(group);
+    if (!Number.isSafeInteger(tableFd) || tableFd < 0) throw new VfioError(RuleCode.INVALID_ARG, `tableFd must be a file descriptor number, got ${String(tableFd)}`);
+    if (!this.#groups.has(group)) throw new VfioError(RuleCode.KVM_NOT_REGISTERED, `${group.description} must be added to the ${this.description} before its sPAPR TCE table is set`);
+    try {
+      this.#native.setSpaprTce(handle, tableFd);
+    } catch (e) {
+      rethrow(e, `${this.description}: setting the sPAPR TCE table of ${group.description}`, (code) =>
+        code === 'ENXIO' || code === 'EINVAL' || code === 'ENOTTY' ? `sPAPR TCE tables exist only on POWER hosts with KVM-HV/PR; on ${process.arch} the kernel refuses them` : undefined);
+    }
+  }
+
+  #groupHandle(group: Group): NativeGroup {
+    if (!(group instanceof Group)) {
+      throw new VfioError(RuleCode.INVALID_ARG, `KVM-VFIO takes a Group object (its open fd proves ownership), not ${typeof group}`);
+    }
+    return group.handle();
+  }
+
+  #remove(group: Group): void {
+    const entry = this.#groups.get(group);
+    if (!entry) return;
+    try {
+      this.#native.setVfioFile(native().constants.KVM_DEV_VFIO_FILE_DEL, entry.handle);
+    } catch (e) {
+      rethrow(e, `${this.description}: removing ${group.description}`);
+    } finally {
+      this.#groups.delete(group);
+      entry.unhook();
+    }
+  }
+
+  protected override release(): void {
+    try {
+      for (const g of [...this.#groups.keys()]) this.#remove(g);
+    } finally {
+      this.#native.close();
+    }
+  }
+}

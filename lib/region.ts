@@ -1,0 +1,257 @@
+// A device region (a BAR, config space...). Access goes through the device
+// fd at exact widths (pread/pwrite), or through an mmap of a mappable part
+// with exact-width volatile accessors. Offsets are relative to the region.
+
+import type { Device } from './device';
+import { RuleCode, VfioError, rethrow } from './errors';
+import { hex } from './iova';
+import { native, type AccessWidth, type NativeDevice, type NativeRegionMapping, type RegionInfoRaw } from './native';
+import { closeAll, Resource } from './resource';
+
+export interface SparseArea {
+  offset: bigint;
+  size: bigint;
+}
+
+export class Region {
+  readonly device: Device;
+  readonly index: number;
+  readonly flags: number;
+  readonly size: bigint;
+  /** Offset of the region within the device fd. */
+  readonly fdOffset: bigint;
+  readonly readable: boolean;
+  readonly writable: boolean;
+  readonly mappable: boolean;
+  /** Mappable parts when the region is only partly mappable (sparse mmap capability), else null. */
+  readonly sparseAreas: readonly SparseArea[] | null;
+  /** VFIO_REGION_INFO_CAP_TYPE, or null. */
+  readonly type: { type: number; subtype: number } | null;
+  readonly description: string;
+  readonly #native: NativeDevice;
+  readonly #mappings = new Set<RegionMapping>();
+
+  /** @internal Created by Device.region(). */
+  constructor(device: Device, handle: NativeDevice, raw: RegionInfoRaw) {
+    const c = native().constants;
+    this.device = device;
+    this.#native = handle;
+    this.index = raw.index;
+    this.flags = raw.flags;
+    this.size = raw.size;
+    this.fdOffset = raw.offset;
+    this.readable = (raw.flags & c.VFIO_REGION_INFO_FLAG_READ) !== 0;
+    this.writable = (raw.flags & c.VFIO_REGION_INFO_FLAG_WRITE) !== 0;
+    this.mappable = (raw.flags & c.VFIO_REGION_INFO_FLAG_MMAP) !== 0;
+    this.sparseAreas = raw.sparseMmap;
+    this.type = raw.type;
+    this.description = `region ${raw.index} of ${device.description}`;
+  }
+
+  read8(offset: number): number {
+    return this.#read(offset, 1) as number;
+  }
+  read16(offset: number): number {
+    return this.#read(offset, 2) as number;
+  }
+  read32(offset: number): number {
+    return this.#read(offset, 4) as number;
+  }
+  read64(offset: number): bigint {
+    return this.#read(offset, 8) as bigint;
+  }
+  write8(offset: number, value: number): void {
+    this.#write(offset, 1, value);
+  }
+  write16(offset: number, value: number): void {
+    this.#write(offset, 2, value);
+  }
+  write32(offset: number, value: number): void {
+    this.#write(offset, 4, value);
+  }
+  write64(offset: number, value: bigint): void {
+    this.#write(offset, 8, value);
+  }
+
+  /** Bulk read (e.g. all of config space). */
+  readBytes(offset: number, length: number): Buffer {
+    this.#check(offset, length, 1, 'read');
+    try {
+      return this.#native.readBytes(this.fdOffset + BigInt(offset), length);
+    } catch (e) {
+      rethrow(e, `${this.description}: reading ${length} bytes at ${hex(offset)}`);
+    }
+  }
+
+  writeBytes(offset: number, data: Uint8Array): void {
+    this.#check(offset, data.length, 1, 'write');
+    try {
+      this.#native.writeBytes(this.fdOffset + BigInt(offset), data);
+    } catch (e) {
+      rethrow(e, `${this.description}: writing ${data.length} bytes at ${hex(offset)}`);
+    }
+  }
+
+  /**
+   * mmap [offset, offset+size) of the region (default: all of it, or the
+   * first sparse area). Must be page-aligned and inside one mappable area.
+   */
+  mmap(options: { offset?: number; size?: number; writable?: boolean } = {}): RegionMapping {
+    this.device.assertUsable();
+    if (!this.mappable) {
+      throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} cannot be mmapped (no VFIO_REGION_INFO_FLAG_MMAP); use read32()/write32()`);
+    }
+    const first = this.sparseAreas?.[0];
+    const offset = options.offset ?? Number(first?.offset ?? 0n);
+    const size = options.size ?? Number(first ? first.size : this.size) - (options.offset !== undefined && first ? offset - Number(first.offset) : 0);
+    const page = native().pageSize;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size <= 0) {
+      throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: mmap needs a non-negative offset and a size > 0`);
+    }
+    if (offset % page !== 0 || size % page !== 0) {
+      throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: mmap offset ${hex(offset)} and size ${hex(size)} must be multiples of the page size ${hex(page)}`);
+    }
+    const areas = this.sparseAreas ?? [{ offset: 0n, size: this.size }];
+    const start = BigInt(offset);
+    const end = start + BigInt(size);
+    if (!areas.some((a) => start >= a.offset && end <= a.offset + a.size)) {
+      const list = areas.map((a) => `${hex(a.offset)}+${hex(a.size)}`).join(', ');
+      throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: ${hex(offset)}+${hex(size)} is not inside a mappable area (${list})`);
+    }
+    const writable = options.writable ?? this.writable;
+    const c = native().constants;
+    const prot = c.PROT_READ | (writable ? c.PROT_WRITE : 0);
+    let handle: NativeRegionMapping;
+    try {
+      handle = this.#native.mmap(this.fdOffset + start, size, prot);
+    } catch (e) {
+      rethrow(e, `${this.description}: mmap of ${hex(offset)}+${hex(size)}`);
+    }
+    const mapping = new RegionMapping(this, offset, handle, () => this.#mappings.delete(mapping));
+    this.#mappings.add(mapping);
+    return mapping;
+  }
+
+  /** @internal Device.close(): munmap everything (a BAR mmap keeps the device open). */
+  close(): void {
+    closeAll(this.#mappings);
+  }
+
+  #check(offset: number, width: number, align: number, what: 'read' | 'write'): void {
+    this.device.assertUsable();
+    if (what === 'read' && !this.readable) throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} is not readable`);
+    if (what === 'write' && !this.writable) throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} is not writable`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || BigInt(offset) + BigInt(width) > this.size || offset % align !== 0) {
+      throw new VfioError(
+        RuleCode.REGION_RANGE,
+        `${this.description}: ${width}-byte access at ${String(offset)} is outside its ${hex(this.size)} bytes or not ${align}-byte aligned`,
+      );
+    }
+  }
+
+  #read(offset: number, width: AccessWidth): number | bigint {
+    this.#check(offset, width, width, 'read');
+    try {
+      return this.#native.read(this.fdOffset + BigInt(offset), width);
+    } catch (e) {
+      rethrow(e, `${this.description}: ${width * 8}-bit read at ${hex(offset)}`);
+    }
+  }
+
+  #write(offset: number, width: AccessWidth, value: number | bigint): void {
+    this.#check(offset, width, width, 'write');
+    checkValue(value, width);
+    try {
+      this.#native.write(this.fdOffset + BigInt(offset), width, value);
+    } catch (e) {
+      rethrow(e, `${this.description}: ${width * 8}-bit write at ${hex(offset)}`);
+    }
+  }
+}
+
+/** An mmap of part of a region; offsets relative to the region start. */
+export class RegionMapping extends Resource {
+  readonly region: Region;
+  /** Offset of the mapping within the region. */
+  readonly offset: number;
+  readonly size: number;
+  readonly description: string;
+  readonly #native: NativeRegionMapping;
+  readonly #onClose: () => void;
+
+  /** @internal Created by Region.mmap(). */
+  constructor(region: Region, offset: number, handle: NativeRegionMapping, onClose: () => void) {
+    super();
+    this.region = region;
+    this.offset = offset;
+    this.size = handle.size;
+    this.#native = handle;
+    this.#onClose = onClose;
+    this.description = `mmap of ${region.description} at ${hex(offset)}`;
+    this.track(() => handle.close());
+  }
+
+  read8(offset: number): number {
+    return this.#read(offset, 1) as number;
+  }
+  read16(offset: number): number {
+    return this.#read(offset, 2) as number;
+  }
+  read32(offset: number): number {
+    return this.#read(offset, 4) as number;
+  }
+  read64(offset: number): bigint {
+    return this.#read(offset, 8) as bigint;
+  }
+  write8(offset: number, value: number): void {
+    this.#write(offset, 1, value);
+  }
+  write16(offset: number, value: number): void {
+    this.#write(offset, 2, value);
+  }
+  write32(offset: number, value: number): void {
+    this.#write(offset, 4, value);
+  }
+  write64(offset: number, value: bigint): void {
+    this.#write(offset, 8, value);
+  }
+
+  // Checked here for our error codes, and again natively so that nothing
+  // can ever fault the process.
+  #at(offset: number, width: AccessWidth): number {
+    this.assertOpen();
+    const at = offset - this.offset;
+    if (!Number.isInteger(at) || at < 0 || at + width > this.size || at % width !== 0) {
+      throw new VfioError(
+        RuleCode.REGION_RANGE,
+        `${this.description}: ${width * 8}-bit access at ${String(offset)} is outside ${hex(this.offset)}+${hex(this.size)} or not ${width}-byte aligned`,
+      );
+    }
+    return at;
+  }
+
+  #read(offset: number, width: AccessWidth): number | bigint {
+    return this.#native.read(this.#at(offset, width), width);
+  }
+
+  #write(offset: number, width: AccessWidth, value: number | bigint): void {
+    const at = this.#at(offset, width);
+    checkValue(value, width);
+    this.#native.write(at, width, value);
+  }
+
+  protected override release(): void {
+    this.#native.close();
+    this.#onClose();
+  }
+}
+
+function checkValue(value: number | bigint, width: AccessWidth): void {
+  const ok =
+    width === 8
+      ? typeof value === 'bigint' && value >= 0n && value < 1n << 64n
+      : typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 2 ** (width * 8);
+  if (!ok) {
+    throw new VfioError(RuleCode.INVALID_ARG, `a ${width * 8}-bit value must be ${width === 8 ? 'a bigint' : 'an integer'} in 0..2^${width * 8}-1, got ${String(value)}`);
+  }
+}

@@ -1,0 +1,624 @@
+// A test twin of the addon (lib/native.ts), modelled on what the real kernel
+// did in the test guest: type1 refuses misaligned (EINVAL) and overlapping
+// (EEXIST) maps and runs out of DMA entries (ENOSPC); a group is EBUSY when
+// open twice and EPERM on SET_CONTAINER when not viable. Every syscall is
+// logged in `calls`, so a test can prove a rule stopped a call before it
+// reached the "kernel". It never stands in for the kernel: test/vm does.
+
+import { constants as osConstants } from 'node:os';
+import type * as N from '../../../lib/native';
+
+export const C = {
+  VFIO_API_VERSION: 0,
+  VFIO_TYPE1_IOMMU: 1,
+  VFIO_SPAPR_TCE_IOMMU: 2,
+  VFIO_TYPE1v2_IOMMU: 3,
+  VFIO_SPAPR_TCE_v2_IOMMU: 7,
+  VFIO_UNMAP_ALL: 9,
+  VFIO_GROUP_FLAGS_VIABLE: 1,
+  VFIO_GROUP_FLAGS_CONTAINER_SET: 2,
+  VFIO_DEVICE_FLAGS_RESET: 1,
+  VFIO_DEVICE_FLAGS_PCI: 2,
+  VFIO_PCI_BAR0_REGION_INDEX: 0,
+  VFIO_PCI_CONFIG_REGION_INDEX: 7,
+  VFIO_PCI_NUM_REGIONS: 9,
+  VFIO_PCI_INTX_IRQ_INDEX: 0,
+  VFIO_PCI_MSI_IRQ_INDEX: 1,
+  VFIO_PCI_MSIX_IRQ_INDEX: 2,
+  VFIO_PCI_NUM_IRQS: 5,
+  VFIO_REGION_INFO_FLAG_READ: 1,
+  VFIO_REGION_INFO_FLAG_WRITE: 2,
+  VFIO_REGION_INFO_FLAG_MMAP: 4,
+  VFIO_IRQ_INFO_EVENTFD: 1,
+  VFIO_IRQ_INFO_MASKABLE: 2,
+  VFIO_IRQ_INFO_AUTOMASKED: 4,
+  VFIO_IRQ_INFO_NORESIZE: 8,
+  VFIO_IRQ_SET_ACTION_MASK: 8,
+  VFIO_IRQ_SET_ACTION_UNMASK: 16,
+  VFIO_IRQ_SET_ACTION_TRIGGER: 32,
+  VFIO_DMA_MAP_FLAG_READ: 1,
+  VFIO_DMA_MAP_FLAG_WRITE: 2,
+  VFIO_DMA_UNMAP_FLAG_ALL: 2,
+  KVM_API_VERSION: 12,
+  KVM_DEV_TYPE_VFIO: 4,
+  KVM_DEV_VFIO_FILE: 1,
+  KVM_DEV_VFIO_FILE_ADD: 1,
+  KVM_DEV_VFIO_FILE_DEL: 2,
+  KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE: 3,
+  PROT_READ: 1,
+  PROT_WRITE: 2,
+};
+
+const PAGE = 4096;
+
+export function sysError(code: keyof typeof osConstants.errno, syscall: string): Error {
+  const errno = osConstants.errno[code];
+  return Object.assign(new Error(`${code}: fake, ${syscall}`), { code, errno: -errno, syscall });
+}
+
+function closedError(): Error {
+  return Object.assign(new Error('closed'), { code: 'ERR_VFIO_CLOSED' });
+}
+
+export interface FakeGroupSpec {
+  id: number;
+  devices: string[];
+  viable?: boolean;
+}
+
+interface GroupState {
+  spec: FakeGroupSpec;
+  open: boolean;
+  container: FakeContainer | null;
+  openDevices: number;
+}
+
+interface Mapping {
+  iova: bigint;
+  size: bigint;
+  buffer: FakeDmaBuffer;
+  offset: number;
+}
+
+let nextFd = 100;
+
+abstract class FakeFd implements N.NativeFdOwner {
+  #fd = nextFd++;
+  get fd(): number {
+    return this.#fd;
+  }
+  protected live(): void {
+    if (this.#fd < 0) throw closedError();
+  }
+  close(): void {
+    if (this.#fd >= 0) this.onClose();
+    this.#fd = -1;
+  }
+  protected onClose(): void {}
+}
+
+export class FakeKernel implements N.NativeBinding {
+  readonly constants = C;
+  readonly pageSize = PAGE;
+  readonly calls: string[] = [];
+  readonly groups = new Map<number, GroupState>();
+  /** Type1 info the next container reports. */
+  type1 = {
+    pgsizes: 0x40201000n,
+    ranges: [
+      { start: 0n, end: 0xfedfffffn },
+      { start: 0xfef00000n, end: (1n << 48n) - 1n },
+    ] as N.IovaRange[] | null,
+    dmaAvail: 65535 as number | null,
+  };
+  memlock: [bigint, bigint] = [8n * 1024n * 1024n, 8n * 1024n * 1024n];
+  /** Fail the next syscall of this name with this code. */
+  failNext = new Map<string, keyof typeof osConstants.errno>();
+  readonly containers: FakeContainer[] = [];
+  readonly eventfds: FakeEventFd[] = [];
+  readonly buffers: FakeDmaBuffer[] = [];
+  readonly devices: FakeDevice[] = [];
+  readonly vms: FakeVm[] = [];
+
+  constructor(groups: FakeGroupSpec[] = [{ id: 3, devices: ['0000:00:03.0'] }]) {
+    for (const spec of groups) this.groups.set(spec.id, { spec, open: false, container: null, openDevices: 0 });
+  }
+
+  /** Log a syscall; throw if a failure was queued for it. */
+  syscall(name: string): void {
+    this.calls.push(name);
+    const code = this.failNext.get(name);
+    if (code) {
+      this.failNext.delete(name);
+      throw sysError(code, name);
+    }
+  }
+
+  openContainer(path: string): N.NativeContainer {
+    this.syscall('open');
+    if (path !== '/dev/vfio/vfio') throw Object.assign(sysError('ENOENT', 'open'), { path });
+    const c = new FakeContainer(this);
+    this.containers.push(c);
+    return c;
+  }
+
+  openGroup(path: string): N.NativeGroup {
+    this.syscall('open');
+    const id = Number(/\/vfio\/(\d+)$/.exec(path)?.[1]);
+    const g = this.groups.get(id);
+    if (!g) throw Object.assign(sysError('ENOENT', 'open'), { path });
+    if (g.open) throw Object.assign(sysError('EBUSY', 'open'), { path });
+    g.open = true;
+    return new FakeGroup(this, g);
+  }
+
+  allocDmaBuffer(size: number, hugePageSize: number): N.NativeDmaBuffer {
+    this.syscall('mmap');
+    const b = new FakeDmaBuffer(size, hugePageSize || PAGE, -1);
+    this.buffers.push(b);
+    return b;
+  }
+
+  createMemfdBuffer(_name: string, size: number, hugePageSize: number): N.NativeDmaBuffer {
+    this.syscall('memfd_create');
+    const b = new FakeDmaBuffer(size, hugePageSize || PAGE, nextFd++);
+    this.buffers.push(b);
+    return b;
+  }
+
+  mapFdBuffer(fd: number, _offset: number, size: number): N.NativeDmaBuffer {
+    this.syscall('mmap');
+    const b = new FakeDmaBuffer(size, PAGE, fd + 1000);
+    this.buffers.push(b);
+    return b;
+  }
+
+  createEventFd(): N.NativeEventFd {
+    this.syscall('eventfd');
+    const e = new FakeEventFd();
+    this.eventfds.push(e);
+    return e;
+  }
+
+  /** Set to false to model a host without /dev/kvm. */
+  kvmPresent = true;
+
+  openKvm(path: string): N.NativeKvm {
+    this.syscall('open');
+    if (!this.kvmPresent) throw Object.assign(sysError('ENOENT', 'open'), { path });
+    return new FakeKvm(this);
+  }
+
+  adoptVm(fd: number): N.NativeVm {
+    this.syscall('fcntl(F_DUPFD_CLOEXEC)');
+    if (fd < 3) throw sysError('EBADF', 'fcntl(F_DUPFD_CLOEXEC)');
+    return new FakeVm(this);
+  }
+
+  getMemlockLimit(): [bigint, bigint] {
+    return this.memlock;
+  }
+}
+
+export class FakeContainer extends FakeFd implements N.NativeContainer {
+  iommu = 0;
+  readonly groups = new Set<GroupState>();
+  readonly mappings: Mapping[] = [];
+  dmaAvail: number | null;
+  constructor(readonly k: FakeKernel) {
+    super();
+    this.dmaAvail = k.type1.dmaAvail;
+  }
+  getApiVersion(): number {
+    this.live();
+    this.k.syscall('ioctl(VFIO_GET_API_VERSION)');
+    return 0;
+  }
+  checkExtension(ext: number): number {
+    this.live();
+    this.k.syscall('ioctl(VFIO_CHECK_EXTENSION)');
+    return [C.VFIO_TYPE1_IOMMU, C.VFIO_TYPE1v2_IOMMU, C.VFIO_UNMAP_ALL].includes(ext) ? 1 : 0;
+  }
+  setIommu(type: number): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_SET_IOMMU)');
+    if (this.groups.size === 0 || this.iommu) throw sysError('EINVAL', 'ioctl(VFIO_SET_IOMMU)');
+    if (type !== C.VFIO_TYPE1_IOMMU && type !== C.VFIO_TYPE1v2_IOMMU) throw sysError('ENODEV', 'ioctl(VFIO_SET_IOMMU)');
+    this.iommu = type;
+  }
+  type1GetInfo(): N.Type1InfoRaw {
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_GET_INFO)');
+    if (!this.iommu) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_GET_INFO)');
+    return {
+      flags: 1,
+      iovaPgsizes: this.k.type1.pgsizes,
+      iovaRanges: this.k.type1.ranges,
+      dmaAvail: this.dmaAvail === null ? null : this.dmaAvail,
+      migration: null,
+    };
+  }
+  mapDma(buffer: N.NativeDmaBuffer, offset: number, size: number, iova: bigint, _flags: number): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_MAP_DMA)');
+    const b = buffer as FakeDmaBuffer;
+    if (b.closed) throw closedError();
+    if (offset + size > b.size) throw Object.assign(new RangeError('out of range'), { code: 'ERR_OUT_OF_RANGE' });
+    const min = this.k.type1.pgsizes & -this.k.type1.pgsizes;
+    const s = BigInt(size);
+    if (s === 0n || iova % min !== 0n || s % min !== 0n || BigInt(offset) % min !== 0n) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_MAP_DMA)');
+    if (this.mappings.some((m) => iova < m.iova + m.size && m.iova < iova + s)) throw sysError('EEXIST', 'ioctl(VFIO_IOMMU_MAP_DMA)');
+    if (this.dmaAvail !== null && this.dmaAvail <= 0) throw sysError('ENOSPC', 'ioctl(VFIO_IOMMU_MAP_DMA)');
+    const pinned = this.k.containers.reduce((n, c) => n + c.mappings.reduce((a, m) => a + m.size, 0n), 0n);
+    if (this.k.memlock[0] >= 0n && pinned + s > this.k.memlock[0]) throw sysError('ENOMEM', 'ioctl(VFIO_IOMMU_MAP_DMA)');
+    this.mappings.push({ iova, size: s, buffer: b, offset });
+    if (this.dmaAvail !== null) this.dmaAvail--;
+  }
+  async mapDmaAsync(buffer: N.NativeDmaBuffer, offset: number, size: number, iova: bigint, flags: number): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    this.mapDma(buffer, offset, size, iova, flags);
+  }
+  unmapDma(iova: bigint, size: bigint, flags: number): bigint {
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_UNMAP_DMA)');
+    const all = (flags & C.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
+    if (all && (iova !== 0n || size !== 0n)) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_UNMAP_DMA)');
+    const hit = this.mappings.filter((m) => all || (m.iova >= iova && m.iova + m.size <= iova + size));
+    let total = 0n;
+    for (const m of hit) {
+      this.mappings.splice(this.mappings.indexOf(m), 1);
+      total += m.size;
+      if (this.dmaAvail !== null) this.dmaAvail++;
+    }
+    return total;
+  }
+  async unmapDmaAsync(iova: bigint, size: bigint, flags: number): Promise<bigint> {
+    await new Promise((r) => setImmediate(r));
+    return this.unmapDma(iova, size, flags);
+  }
+  spaprGetInfo(): N.SpaprInfoRaw {
+    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_TCE_GET_INFO)');
+    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_GET_INFO)');
+  }
+  enable(): void {
+    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_ENABLE)');
+  }
+  disable(): void {
+    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_DISABLE)');
+  }
+  spaprRegisterMemory(): void {
+    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
+  }
+  spaprUnregisterMemory(): void {
+    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY)');
+  }
+  spaprCreateWindow(): bigint {
+    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
+  }
+  spaprRemoveWindow(): void {
+    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_REMOVE)');
+  }
+  eehPeOp(): number {
+    throw sysError('ENOTTY', 'ioctl(VFIO_EEH_PE_OP)');
+  }
+  protected override onClose(): void {
+    // The kernel drops every mapping when the container's last reference goes.
+    this.mappings.length = 0;
+  }
+}
+
+export class FakeGroup extends FakeFd implements N.NativeGroup {
+  constructor(
+    readonly k: FakeKernel,
+    readonly state: GroupState,
+  ) {
+    super();
+  }
+  getStatus(): number {
+    this.live();
+    this.k.syscall('ioctl(VFIO_GROUP_GET_STATUS)');
+    return (this.state.spec.viable === false ? 0 : C.VFIO_GROUP_FLAGS_VIABLE) | (this.state.container ? C.VFIO_GROUP_FLAGS_CONTAINER_SET : 0);
+  }
+  setContainer(container: N.NativeContainer): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_GROUP_SET_CONTAINER)');
+    if (this.state.spec.viable === false) throw sysError('EPERM', 'ioctl(VFIO_GROUP_SET_CONTAINER)');
+    if (this.state.container) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_SET_CONTAINER)');
+    const c = container as FakeContainer;
+    this.state.container = c;
+    c.groups.add(this.state);
+  }
+  unsetContainer(): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_GROUP_UNSET_CONTAINER)');
+    const c = this.state.container;
+    if (!c) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_UNSET_CONTAINER)');
+    if (this.state.openDevices > 0) throw sysError('EBUSY', 'ioctl(VFIO_GROUP_UNSET_CONTAINER)');
+    c.groups.delete(this.state);
+    if (c.groups.size === 0) {
+      c.iommu = 0;
+      c.mappings.length = 0;
+    }
+    this.state.container = null;
+  }
+  getDeviceFd(name: string): N.NativeDevice {
+    this.live();
+    this.k.syscall('ioctl(VFIO_GROUP_GET_DEVICE_FD)');
+    if (!this.state.container?.iommu) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
+    if (!this.state.spec.devices.includes(name)) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
+    this.state.openDevices++;
+    const d = new FakeDevice(this.k, this.state);
+    this.k.devices.push(d);
+    return d;
+  }
+  protected override onClose(): void {
+    if (this.state.container) {
+      this.state.container.groups.delete(this.state);
+      this.state.container = null;
+    }
+    this.state.open = false;
+  }
+}
+
+export class FakeDevice extends FakeFd implements N.NativeDevice {
+  /** BAR0 (1 MiB, mappable) and config space (256 bytes). */
+  readonly bar0 = Buffer.alloc(1 << 20);
+  readonly config = Buffer.alloc(256);
+  readonly irqs = new Map<number, (N.NativeEventFd | null)[]>();
+  resets = 0;
+  constructor(
+    readonly k: FakeKernel,
+    readonly group: GroupState,
+  ) {
+    super();
+    this.bar0.writeUInt32LE(0x010000ed, 0);
+  }
+  getInfo(): N.DeviceInfoRaw {
+    this.live();
+    this.k.syscall('ioctl(VFIO_DEVICE_GET_INFO)');
+    return { flags: C.VFIO_DEVICE_FLAGS_PCI | C.VFIO_DEVICE_FLAGS_RESET, numRegions: 9, numIrqs: 5 };
+  }
+  getRegionInfo(index: number): N.RegionInfoRaw {
+    this.live();
+    this.k.syscall('ioctl(VFIO_DEVICE_GET_REGION_INFO)');
+    const rw = C.VFIO_REGION_INFO_FLAG_READ | C.VFIO_REGION_INFO_FLAG_WRITE;
+    if (index === 0) return { index, flags: rw | C.VFIO_REGION_INFO_FLAG_MMAP, size: BigInt(this.bar0.length), offset: 0n, sparseMmap: null, type: null };
+    if (index === 7) return { index, flags: rw, size: 256n, offset: 7n << 40n, sparseMmap: null, type: null };
+    if (index < 9) return { index, flags: 0, size: 0n, offset: BigInt(index) << 40n, sparseMmap: null, type: null };
+    throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_GET_REGION_INFO)');
+  }
+  getIrqInfo(index: number): N.IrqInfoRaw {
+    this.live();
+    this.k.syscall('ioctl(VFIO_DEVICE_GET_IRQ_INFO)');
+    if (index === 0) return { index, flags: C.VFIO_IRQ_INFO_EVENTFD | C.VFIO_IRQ_INFO_MASKABLE | C.VFIO_IRQ_INFO_AUTOMASKED, count: 1 };
+    if (index === 1) return { index, flags: C.VFIO_IRQ_INFO_EVENTFD | C.VFIO_IRQ_INFO_NORESIZE, count: 1 };
+    if (index < 5) return { index, flags: C.VFIO_IRQ_INFO_EVENTFD, count: 0 };
+    throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_GET_IRQ_INFO)');
+  }
+  setIrqsEventfds(index: number, start: number, eventfds: (N.NativeEventFd | null)[]): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_DEVICE_SET_IRQS)');
+    if (start + eventfds.length > this.getIrqInfo(index).count) throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_SET_IRQS)');
+    this.irqs.set(index, eventfds);
+  }
+  setIrqsNone(index: number, start: number, count: number, action: number): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_DEVICE_SET_IRQS)');
+    if (action === C.VFIO_IRQ_SET_ACTION_TRIGGER && count === 0) {
+      this.irqs.delete(index);
+      return;
+    }
+    const fds = this.irqs.get(index);
+    if (!fds) throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_SET_IRQS)');
+    if (action === C.VFIO_IRQ_SET_ACTION_TRIGGER) for (let v = start; v < start + count; v++) fds[v]?.signal(1);
+  }
+  /** Device side: raise vector `v` of `index` (as edu's raise-interrupt register would). */
+  raise(index: number, v = 0): void {
+    this.irqs.get(index)?.[v]?.signal(1);
+  }
+  reset(): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_DEVICE_RESET)');
+    this.resets++;
+  }
+  #space(offset: bigint): [Buffer, number] {
+    if (offset >= 7n << 40n) return [this.config, Number(offset - (7n << 40n))];
+    return [this.bar0, Number(offset)];
+  }
+  read(offset: bigint, width: N.AccessWidth): number | bigint {
+    this.live();
+    this.k.syscall('pread');
+    const [b, o] = this.#space(offset);
+    if (o + width > b.length) throw sysError('EINVAL', 'pread');
+    return width === 8 ? b.readBigUInt64LE(o) : b.readUIntLE(o, width);
+  }
+  write(offset: bigint, width: N.AccessWidth, value: number | bigint): void {
+    this.live();
+    this.k.syscall('pwrite');
+    const [b, o] = this.#space(offset);
+    if (o + width > b.length) throw sysError('EINVAL', 'pwrite');
+    if (width === 8) b.writeBigUInt64LE(BigInt(value), o);
+    else b.writeUIntLE(Number(value), o, width);
+  }
+  readBytes(offset: bigint, length: number): Buffer {
+    this.live();
+    this.k.syscall('pread');
+    const [b, o] = this.#space(offset);
+    return Buffer.from(b.subarray(o, o + length));
+  }
+  writeBytes(offset: bigint, data: Uint8Array): void {
+    this.live();
+    this.k.syscall('pwrite');
+    const [b, o] = this.#space(offset);
+    b.set(data, o);
+  }
+  mmap(offset: bigint, size: number, _prot: number): N.NativeRegionMapping {
+    this.live();
+    this.k.syscall('mmap');
+    const [b, o] = this.#space(offset);
+    const view = b.subarray(o, o + size);
+    let open = true;
+    const check = (off: number, w: number) => {
+      if (!open) throw closedError();
+      if (off < 0 || off + w > size || off % w) throw Object.assign(new RangeError('out of range'), { code: 'ERR_OUT_OF_RANGE' });
+    };
+    return {
+      size,
+      read: (off, w) => (check(off, w), w === 8 ? view.readBigUInt64LE(off) : view.readUIntLE(off, w)),
+      write: (off, w, v) => {
+        check(off, w);
+        if (w === 8) view.writeBigUInt64LE(BigInt(v), off);
+        else view.writeUIntLE(Number(v), off, w);
+      },
+      close: () => {
+        open = false;
+      },
+    };
+  }
+  protected override onClose(): void {
+    this.group.openDevices--;
+  }
+}
+
+export class FakeDmaBuffer implements N.NativeDmaBuffer {
+  #ab: ArrayBuffer | null;
+  readonly size: number;
+  closed = false;
+  constructor(
+    size: number,
+    readonly pageSize: number,
+    readonly memfd: number,
+  ) {
+    this.size = size;
+    this.#ab = new ArrayBuffer(size);
+  }
+  get fd(): number {
+    return this.closed ? -1 : this.memfd;
+  }
+  arrayBuffer(): ArrayBuffer {
+    if (!this.#ab) throw closedError();
+    return this.#ab;
+  }
+  close(): void {
+    if (this.#ab) structuredClone(this.#ab, { transfer: [this.#ab] }); // detach, as the addon does
+    this.#ab = null;
+    this.closed = true;
+  }
+}
+
+export class FakeEventFd extends FakeFd implements N.NativeEventFd {
+  #count = 0;
+  #cb: ((n: number) => void) | null = null;
+  #scheduled = false;
+  referenced = true;
+  start(callback: (count: number) => void): void {
+    this.live();
+    this.#cb = callback;
+    this.#deliver();
+  }
+  stop(): void {
+    this.#cb = null;
+  }
+  ref(): void {
+    this.referenced = true;
+  }
+  unref(): void {
+    this.referenced = false;
+  }
+  read(): number {
+    const n = this.#count;
+    this.#count = 0;
+    return n;
+  }
+  signal(value: number): void {
+    this.live();
+    this.#count += value;
+    this.#deliver();
+  }
+  #deliver(): void {
+    if (this.#scheduled || !this.#cb || this.#count === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (this.#cb && this.#count > 0) this.#cb(this.read());
+    });
+  }
+  protected override onClose(): void {
+    this.#cb = null;
+  }
+}
+
+export class FakeKvm extends FakeFd implements N.NativeKvm {
+  constructor(readonly k: FakeKernel) {
+    super();
+  }
+  getApiVersion(): number {
+    this.live();
+    this.k.syscall('ioctl(KVM_GET_API_VERSION)');
+    return 12;
+  }
+  checkExtension(_ext: number): number {
+    this.live();
+    this.k.syscall('ioctl(KVM_CHECK_EXTENSION)');
+    return 1;
+  }
+  createVm(_type: number): N.NativeVm {
+    this.live();
+    this.k.syscall('ioctl(KVM_CREATE_VM)');
+    const vm = new FakeVm(this.k);
+    this.k.vms.push(vm);
+    return vm;
+  }
+}
+
+export class FakeVm extends FakeFd implements N.NativeVm {
+  device: FakeKvmDevice | null = null;
+  constructor(readonly k: FakeKernel) {
+    super();
+  }
+  checkExtension(_ext: number): number {
+    this.live();
+    this.k.syscall('ioctl(KVM_CHECK_EXTENSION)');
+    return 1;
+  }
+  createDevice(type: number, test: boolean): N.NativeKvmDevice | null {
+    this.live();
+    this.k.syscall('ioctl(KVM_CREATE_DEVICE)');
+    if (type !== C.KVM_DEV_TYPE_VFIO) throw sysError('ENODEV', 'ioctl(KVM_CREATE_DEVICE)');
+    if (test) return null;
+    // The kernel allows one KVM-VFIO device per VM.
+    if (this.device) throw sysError('EEXIST', 'ioctl(KVM_CREATE_DEVICE)');
+    this.device = new FakeKvmDevice(this.k);
+    return this.device;
+  }
+}
+
+export class FakeKvmDevice extends FakeFd implements N.NativeKvmDevice {
+  /** fds registered with FILE_ADD, as the kernel's list of files. */
+  readonly files = new Set<number>();
+  constructor(readonly k: FakeKernel) {
+    super();
+  }
+  hasAttr(group: number, attr: number): boolean {
+    this.live();
+    this.k.syscall('ioctl(KVM_HAS_DEVICE_ATTR)');
+    return group === C.KVM_DEV_VFIO_FILE && attr >= 1 && attr <= 3;
+  }
+  setVfioFile(attr: number, file: N.NativeFdOwner): void {
+    this.live();
+    this.k.syscall('ioctl(KVM_SET_DEVICE_ATTR)');
+    if (file.fd < 0) throw sysError('EBADF', 'ioctl(KVM_SET_DEVICE_ATTR)');
+    if (!(file instanceof FakeGroup)) throw sysError('EINVAL', 'ioctl(KVM_SET_DEVICE_ATTR)');
+    if (attr === C.KVM_DEV_VFIO_FILE_ADD) {
+      if (this.files.has(file.fd)) throw sysError('EEXIST', 'ioctl(KVM_SET_DEVICE_ATTR)');
+      this.files.add(file.fd);
+    } else if (attr === C.KVM_DEV_VFIO_FILE_DEL) {
+      if (!this.files.delete(file.fd)) throw sysError('ENOENT', 'ioctl(KVM_SET_DEVICE_ATTR)');
+    } else throw sysError('ENXIO', 'ioctl(KVM_SET_DEVICE_ATTR)');
+  }
+  setSpaprTce(_group: N.NativeGroup, _tableFd: number): void {
+    this.live();
+    this.k.syscall('ioctl(KVM_SET_DEVICE_ATTR)');
+    throw sysError('ENXIO', 'ioctl(KVM_SET_DEVICE_ATTR)');
+  }
+}

@@ -1,0 +1,49 @@
+// Installs a fresh FakeKernel as the native backend around each test.
+
+import assert from 'node:assert/strict';
+import { setNativeBackend } from '../../../lib/native';
+import { FakeKernel, type FakeGroupSpec } from './kernel';
+
+export function useFakeKernel(groups?: FakeGroupSpec[]): { readonly k: FakeKernel } {
+  const ctx = { k: undefined as unknown as FakeKernel };
+  let previous: ReturnType<typeof setNativeBackend>;
+  before(() => {
+    previous = setNativeBackend(undefined);
+  });
+  beforeEach(() => {
+    ctx.k = new FakeKernel(groups);
+    setNativeBackend(ctx.k);
+  });
+  // Restored after the whole describe, so afterEach hooks that close
+  // objects still reach this test's fake.
+  after(() => {
+    setNativeBackend(previous);
+  });
+  return ctx;
+}
+
+/** Asserts fn throws an error with this code, and returns it. */
+export function throwsCode(fn: () => unknown, code: string, message?: RegExp): Error & { code: string } {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof Error, `expected an error with code ${code}, nothing was thrown`);
+  assert.equal((caught as { code?: string }).code, code, (caught as Error).message);
+  if (message) assert.match((caught as Error).message, message);
+  return caught as Error & { code: string };
+}
+
+export async function rejectsCode(p: Promise<unknown>, code: string): Promise<Error & { code: string }> {
+  let caught: unknown;
+  try {
+    await p;
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof Error, `expected a rejection with code ${code}`);
+  assert.equal((caught as { code?: string }).code, code, (caught as Error).message);
+  return caught as Error & { code: string };
+}
