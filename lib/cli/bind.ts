@@ -1,0 +1,74 @@
+// vfio bind / vfio unbind: move devices to vfio-pci and back, then say where
+// the group node is and whether the group is usable.
+
+import {
+  type BindingChange,
+  bindGroupToVfio,
+  bindToVfio,
+  unbindFromVfio,
+  unbindGroupFromVfio,
+} from '../sysfs/bind';
+import { explainNotViable, readIommuGroup } from '../sysfs/groups';
+import { normalizeAddress, parseVendorDevice, resolveDeviceSpec } from '../sysfs/pci';
+import { type CommandContext, type ExitStatus, UsageError, printJson } from './context';
+
+export interface BindFlags {
+  group: boolean;
+}
+
+function oneTarget(positionals: string[], command: string, allowId: boolean): string {
+  if (positionals.length !== 1) {
+    throw new UsageError(`${command} takes one device: vfio ${command} <${allowId ? 'bdf|vendor:device' : 'bdf'}>`);
+  }
+  const spec = positionals[0]!;
+  if (normalizeAddress(spec) === null && !(allowId && parseVendorDevice(spec) !== null)) {
+    throw new UsageError(
+      `'${spec}' is not a PCI address (0000:00:04.0)${allowId ? ' nor a vendor:device pair (8086:10d3)' : ''}`,
+    );
+  }
+  return spec;
+}
+
+export function bindCommand(ctx: CommandContext, positionals: string[], flags: BindFlags): ExitStatus {
+  const spec = oneTarget(positionals, 'bind', true);
+  const changes: BindingChange[] = [];
+  for (const address of resolveDeviceSpec(spec, ctx.opts)) {
+    if (changes.some((c) => c.address === address)) continue; // already done as part of a group
+    changes.push(...(flags.group ? bindGroupToVfio(address, ctx.opts) : [bindToVfio(address, ctx.opts)]));
+  }
+  report(ctx, changes);
+  return 0;
+}
+
+export function unbindCommand(ctx: CommandContext, positionals: string[], flags: BindFlags): ExitStatus {
+  const address = normalizeAddress(oneTarget(positionals, 'unbind', false))!;
+  const changes = flags.group ? unbindGroupFromVfio(address, ctx.opts) : [unbindFromVfio(address, ctx.opts)];
+  report(ctx, changes);
+  return 0;
+}
+
+function report(ctx: CommandContext, changes: BindingChange[]): void {
+  const groupIds = [...new Set(changes.map((c) => c.iommuGroup).filter((g): g is number => g !== null))];
+  const groups = groupIds.map((id) => readIommuGroup(id, ctx.opts));
+  if (ctx.json) {
+    printJson(ctx, {
+      changes,
+      groups: groups.map((g) => ({ id: g.id, viable: g.viable, reason: g.viable ? null : explainNotViable(g), devNode: g.devNode })),
+    });
+    return;
+  }
+  const p = ctx.paint;
+  for (const c of changes) {
+    const where = c.iommuGroup === null ? '' : `, group ${c.iommuGroup}`;
+    const what = c.changed
+      ? `${c.driverBefore ?? 'no driver'} -> ${p.paint(c.driverAfter ?? 'no driver', 'bold')}`
+      : (c.note ?? 'unchanged');
+    ctx.io.stdout(`${c.address}: ${what}${where}\n`);
+  }
+  for (const g of groups) {
+    const node = g.devNode.exists ? `${g.devNode.path}${g.devNode.accessible ? '' : ' (no access for this user)'}` : 'no node';
+    ctx.io.stdout(
+      g.viable ? `group ${g.id}: ${p.paint('viable', 'green')}, ${node}\n` : `${p.paint(explainNotViable(g), 'yellow')} (${node})\n`,
+    );
+  }
+}

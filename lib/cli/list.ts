@@ -1,0 +1,69 @@
+// vfio list: every IOMMU group with its devices, viable or not and why.
+
+import { IOMMU_OFF_HINT, type IommuGroupInfo, explainNotViable, listIommuGroups } from '../sysfs/groups';
+import type { NodeAccess } from '../sysfs/options';
+import { describeClass, formatId } from '../sysfs/pci';
+import { type CommandContext, type ExitStatus, printJson } from './context';
+import type { Cell, Row } from './output';
+
+export function listCommand(ctx: CommandContext): ExitStatus {
+  const groups = listIommuGroups(ctx.opts);
+  if (ctx.json) {
+    printJson(ctx, { groups: groups.map((g) => ({ ...g, reason: g.viable ? null : explainNotViable(g) })) });
+  } else if (groups.length > 0) {
+    ctx.io.stdout(renderGroups(ctx, groups));
+  }
+  if (groups.length === 0) {
+    ctx.io.stderr(`vfio: no IOMMU groups: ${IOMMU_OFF_HINT}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+export function renderGroups(ctx: CommandContext, groups: IommuGroupInfo[]): string {
+  const withOverride = groups.some((g) => g.devices.some((d) => d.driverOverride !== null));
+  const header = ['GROUP', 'VIABLE', 'DEVICE', 'ID', 'CLASS', 'DRIVER', ...(withOverride ? ['OVERRIDE'] : []), 'NODE'];
+  const rows: Row[] = [];
+  for (const g of groups) {
+    g.devices.forEach((d, i) => {
+      const first = i === 0;
+      const blocker = g.blockers.includes(d);
+      const driver: Cell = { text: d.driver ?? '-', ...(blocker ? { color: 'red' as const } : {}) };
+      rows.push([
+        first ? String(g.id) : '',
+        first ? viableCell(g.viable) : '',
+        d.address,
+        d.bus === undefined ? formatId(d) : d.bus,
+        d.bus === undefined ? describeClass(d.classCode) : '',
+        driver,
+        ...(withOverride ? [d.driverOverride ?? '-'] : []),
+        first ? nodeCell(g.devNode) : '',
+      ]);
+    });
+  }
+  let text = ctx.paint.table(header, rows);
+  // A group that is half prepared (some device on vfio or driverless) gets its
+  // own explanation; groups left wholly to host drivers, the usual state of
+  // most of a machine, share one line.
+  const notViable = groups.filter((g) => !g.viable);
+  const hostOnly = notViable.filter((g) => g.blockers.length === g.devices.length);
+  const lines = notViable.filter((g) => !hostOnly.includes(g)).map((g) => explainNotViable(g));
+  if (hostOnly.length > 0) {
+    const ids = hostOnly.map((g) => g.id).join(', ');
+    lines.push(
+      `${hostOnly.length === 1 ? 'group' : 'groups'} ${ids}: not viable, ${hostOnly.length === 1 ? 'its devices are' : 'every device is'} ` +
+        `on a host driver; vfio bind <device> (or --group) to hand one to userspace`,
+    );
+  }
+  if (lines.length > 0) text += `\n${lines.join('\n')}\n`;
+  return text;
+}
+
+function viableCell(viable: boolean): Cell {
+  return viable ? { text: 'yes', color: 'green' } : { text: 'no', color: 'red' };
+}
+
+function nodeCell(n: NodeAccess): Cell {
+  if (!n.exists) return { text: '-' };
+  return n.accessible ? { text: `${n.path} (rw)` } : { text: `${n.path} (no access)`, color: 'yellow' };
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// The `vfio` command: list, bind, unbind, doctor. It only renders what
+// lib/sysfs computes, and changes nothing unless told to (bind, unbind).
+// Exit status: 0 ok, 1 failure or blocking problem found, 2 usage error.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { BindOptions } from '../sysfs/bind';
+import { bindCommand, unbindCommand } from './bind';
+import { type CommandContext, UsageError } from './context';
+import { doctorCommand } from './doctor';
+import { listCommand } from './list';
+import { type CliIo, Painter, useColor } from './output';
+
+export const USAGE = `Usage: vfio <command> [options]
+
+Inspect a Linux host for VFIO and move PCI devices to vfio-pci and back.
+
+Commands:
+  list                       IOMMU groups and their devices, viable or not and why
+  bind <bdf|vendor:device>   unbind from the current driver, set driver_override
+                             to vfio-pci, probe; print the group node
+  unbind <bdf>               clear driver_override, give the device back to the
+                             driver it had before bind
+  doctor [--map SIZE]        check IOMMU, modules, /dev/vfio permissions,
+                             RLIMIT_MEMLOCK, huge pages, /dev/kvm; a fix for each
+
+Options:
+  --json         machine-readable output (every command)
+  -g, --group    bind/unbind every device of the device's IOMMU group
+  -f, --force    bind: even a device under / or an up network interface;
+                 unbind: even while a process holds the group open
+  --map SIZE     doctor: DMA memory you will map (64K, 512M, 2G, ...)
+  --no-color     plain output (also when NO_COLOR is set or not a terminal)
+  -h, --help     show this help
+  -V, --version  show the version
+
+Exit status: 0 ok, 1 failure or a blocking problem found, 2 usage error.
+`;
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+  json: { type: 'boolean' },
+  group: { type: 'boolean', short: 'g' },
+  force: { type: 'boolean', short: 'f' },
+  map: { type: 'string' },
+  'no-color': { type: 'boolean' },
+  // For tests and for inspecting a copy of another machine's tree; not in --help.
+  'sysfs-root': { type: 'string' },
+  'dev-root': { type: 'string' },
+  'proc-root': { type: 'string' },
+  'run-root': { type: 'string' },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+const COMMON: OptionName[] = ['help', 'json', 'no-color', 'sysfs-root', 'dev-root', 'proc-root', 'run-root'];
+const ALLOWED: Record<string, OptionName[]> = {
+  list: COMMON,
+  bind: [...COMMON, 'group', 'force'],
+  unbind: [...COMMON, 'group', 'force'],
+  doctor: [...COMMON, 'map'],
+};
+
+/**
+ * Runs one command line; returns the exit status. `lib` is merged into the
+ * options handed to lib/sysfs (tests pass a fake kernel's writer and
+ * credentials through it).
+ */
+export function run(argv: string[], io: CliIo, lib: Partial<BindOptions> = {}): number {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    return usageError(io, (e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    io.stdout(`${version()}\n`);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  if (values.help || command === 'help') {
+    io.stdout(USAGE);
+    return 0;
+  }
+  if (command === undefined) return usageError(io, 'missing command (list, bind, unbind, doctor)');
+  const allowed = ALLOWED[command];
+  if (allowed === undefined) return usageError(io, `unknown command '${command}' (list, bind, unbind, doctor)`);
+  const stray = (Object.keys(values) as OptionName[]).find((k) => !allowed.includes(k));
+  if (stray !== undefined) return usageError(io, `option --${stray} does not apply to '${command}'`);
+
+  const ctx: CommandContext = {
+    io,
+    paint: new Painter(useColor(io, values['no-color'] === true)),
+    json: values.json === true,
+    opts: {
+      ...lib,
+      ...(values['sysfs-root'] === undefined ? {} : { sysfsRoot: values['sysfs-root'] }),
+      ...(values['dev-root'] === undefined ? {} : { devRoot: values['dev-root'] }),
+      ...(values['proc-root'] === undefined ? {} : { procRoot: values['proc-root'] }),
+      ...(values['run-root'] === undefined ? {} : { runRoot: values['run-root'] }),
+      force: values.force === true,
+    },
+  };
+  try {
+    switch (command) {
+      case 'list':
+        if (rest.length > 0) throw new UsageError(`list takes no arguments (got '${rest[0]}')`);
+        return listCommand(ctx);
+      case 'bind':
+        return bindCommand(ctx, rest, { group: values.group === true });
+      case 'unbind':
+        return unbindCommand(ctx, rest, { group: values.group === true });
+      default:
+        return doctorCommand(ctx, rest, values.map);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) return usageError(io, e.message);
+    // VfioError and VfioSystemError messages already say what to do.
+    io.stderr(`vfio: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (io.env.VFIO_DEBUG && e instanceof Error) io.stderr(`${e.stack}\n`);
+    return 1;
+  }
+}
+
+function usageError(io: CliIo, message: string): number {
+  io.stderr(`vfio: ${message}\nTry 'vfio --help'.\n`);
+  return 2;
+}
+
+/** The package's version, from the package.json above this file (source or dist). */
+export function version(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'vfio' && pkg.version) return pkg.version;
+    } catch {
+      // not here; go up
+    }
+    if (path.dirname(dir) === dir) return 'unknown';
+  }
+}
+
+if (require.main === module) {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); // `vfio list | head`
+    throw e;
+  });
+  process.exitCode = run(process.argv.slice(2), {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    env: process.env,
+    isTTY: process.stdout.isTTY === true,
+  });
+}

@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { run } from '../../lib/cli/main';
+import type { BindOptions } from '../../lib/sysfs';
+import { type Fixture, type FixtureSpec, buildFixture } from '../fixtures/sysfs-tree';
+import { hostSpec, noIommuSpec } from '../fixtures/topologies';
+
+interface Result {
+  status: number;
+  out: string;
+  err: string;
+}
+
+interface CliOptions {
+  isTTY?: boolean;
+  env?: Record<string, string | undefined>;
+  lib?: Partial<BindOptions>;
+}
+
+/** Runs the CLI in-process against a fixture, with the fixture's fake kernel writing sysfs. */
+function cli(f: Fixture | null, argv: string[], o: CliOptions = {}): Result {
+  let out = '';
+  let err = '';
+  const roots = f === null ? [] : ['--sysfs-root', f.sysfsRoot, '--dev-root', f.devRoot, '--proc-root', f.procRoot, '--run-root', f.runRoot];
+  const status = run(
+    [...argv, ...roots],
+    { stdout: (t) => void (out += t), stderr: (t) => void (err += t), env: o.env ?? {}, isTTY: o.isTTY ?? false },
+    { ...(f === null ? {} : { writer: f.opts.writer }), credentials: { uid: 0, gids: [0] }, ...o.lib },
+  );
+  return { status, out, err };
+}
+
+const ESC = '\x1b[';
+
+describe('vfio CLI', () => {
+  let f: Fixture;
+  const fresh = (spec: FixtureSpec = hostSpec()): Fixture => {
+    f?.remove();
+    return (f = buildFixture(spec));
+  };
+  afterEach(() => f?.remove());
+
+  describe('usage', () => {
+    it('--help prints the usage and exits 0', () => {
+      const r = cli(null, ['--help']);
+      assert.equal(r.status, 0);
+      assert.match(r.out, /^Usage: vfio <command> \[options\]/);
+    });
+
+    it('--version prints the package version', () => {
+      const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../package.json'), 'utf8')) as { version: string };
+      assert.deepEqual(cli(null, ['--version']), { status: 0, out: `${pkg.version}\n`, err: '' });
+    });
+
+    it('no command is a usage error: exit 2 and a pointer to --help', () => {
+      assert.deepEqual(cli(null, []), { status: 2, out: '', err: "vfio: missing command (list, bind, unbind, doctor)\nTry 'vfio --help'.\n" });
+    });
+
+    it('an unknown command exits 2', () => {
+      assert.equal(cli(null, ['frobnicate']).status, 2);
+    });
+
+    it('an unknown option exits 2', () => {
+      const r = cli(null, ['list', '--bogus']);
+      assert.equal(r.status, 2);
+      assert.match(r.err, /^vfio: Unknown option '--bogus'/);
+    });
+
+    it('an option of another command exits 2', () => {
+      assert.deepEqual(cli(null, ['list', '--map', '1G']).err, "vfio: option --map does not apply to 'list'\nTry 'vfio --help'.\n");
+    });
+
+    it('a malformed device exits 2 without touching sysfs', () => {
+      const fx = fresh();
+      const r = cli(fx, ['bind', '00:04']);
+      assert.equal(r.status, 2);
+      assert.match(r.err, /^vfio: '00:04' is not a PCI address/);
+      assert.equal(fx.kernel.writes.length, 0);
+    });
+  });
+
+  describe('list', () => {
+    it('prints a table of groups and devices, then why the non-viable groups are not viable', () => {
+      const r = cli(fresh(), ['list']);
+      assert.equal(r.status, 0);
+      const lines = r.out.split('\n');
+      assert.match(lines[0]!, /^GROUP +VIABLE +DEVICE +ID +CLASS +DRIVER +OVERRIDE +NODE$/);
+      assert.match(r.out, /\n4 +no +0000:00:04.0 +1234:11e8 +unclassified \(00ff00\) +vfio-pci +vfio-pci +\S+\/vfio\/4 \(rw\)\n +0000:00:04.1 +8086:10d3 +network \(020000\) +e1000e +-\n/);
+      assert.match(r.out, /\n3 +yes +0000:00:03.0 +1234:11e8 +unclassified \(00ff00\) +- +- +-\n/);
+      const reasons = r.out.slice(r.out.indexOf('\n\n') + 2).split('\n');
+      assert.deepEqual(reasons, [
+        'group 4 is not viable: 0000:00:04.1 is bound to e1000e; bind it to vfio-pci (vfio bind 0000:00:04.1) or unbind it',
+        'groups 5, 6: not viable, every device is on a host driver; vfio bind <device> (or --group) to hand one to userspace',
+        '',
+      ]);
+    });
+
+    it('shows a group node the user cannot open as "no access"', () => {
+      const r = cli(fresh(), ['list'], { lib: { credentials: { uid: 1000, gids: [1000] } } });
+      assert.match(r.out, /\/vfio\/2 \(no access\)/);
+    });
+
+    it('has no colour when stdout is not a terminal', () => {
+      assert.ok(!cli(fresh(), ['list']).out.includes(ESC));
+    });
+
+    it('colours a terminal', () => {
+      assert.ok(cli(fresh(), ['list'], { isTTY: true }).out.includes(`${ESC}31mno${ESC}39m`));
+    });
+
+    it('has no colour on a terminal when NO_COLOR is set', () => {
+      assert.ok(!cli(fresh(), ['list'], { isTTY: true, env: { NO_COLOR: '1' } }).out.includes(ESC));
+    });
+
+    it('has no colour on a terminal with --no-color', () => {
+      assert.ok(!cli(fresh(), ['list', '--no-color'], { isTTY: true }).out.includes(ESC));
+    });
+
+    it('--json gives the groups as the library reads them, with the reason', () => {
+      const r = cli(fresh(), ['list', '--json']);
+      assert.equal(r.status, 0);
+      const j = JSON.parse(r.out) as { groups: { id: number; viable: boolean; reason: string | null; blockers: { address: string }[]; devices: { address: string; vendorId: number; driver: string | null }[]; devNode: { exists: boolean; mode: number | null } }[] };
+      assert.deepEqual(Object.keys(j.groups[0]!).sort(), ['blockers', 'devNode', 'devices', 'id', 'reason', 'viable']);
+      const g4 = j.groups.find((g) => g.id === 4)!;
+      assert.deepEqual([g4.viable, g4.blockers.map((b) => b.address), g4.devNode.exists, g4.devNode.mode], [false, ['0000:00:04.1'], true, 0o600]);
+      assert.match(g4.reason!, /^group 4 is not viable/);
+      assert.deepEqual(g4.devices[1], { address: '0000:00:04.1', vendorId: 0x8086, deviceId: 0x10d3, classCode: 0x020000, driver: 'e1000e', driverOverride: null, iommuGroup: 4 });
+      assert.equal(j.groups.find((g) => g.id === 2)!.reason, null);
+    });
+
+    it('without an IOMMU exits 1 and says how to turn it on', () => {
+      const r = cli(fresh(noIommuSpec()), ['list']);
+      assert.equal(r.status, 1);
+      assert.equal(r.out, '');
+      assert.match(r.err, /^vfio: no IOMMU groups: the IOMMU is probably off: .*intel_iommu=on/);
+    });
+
+    it('without an IOMMU --json still prints an empty list', () => {
+      const r = cli(fresh(noIommuSpec()), ['list', '--json']);
+      assert.deepEqual([r.status, JSON.parse(r.out)], [1, { groups: [] }]);
+    });
+  });
+
+  describe('bind and unbind', () => {
+    it('bind moves the device to vfio-pci and reports the group node', () => {
+      const fx = fresh();
+      const r = cli(fx, ['bind', '0000:00:04.1']);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(r.out, `0000:00:04.1: e1000e -> vfio-pci, group 4\ngroup 4: viable, ${fx.devRoot}/vfio/4\n`);
+      assert.equal(fx.kernel.driverOf('0000:00:04.1'), 'vfio-pci');
+    });
+
+    it('bind by vendor:device binds the matching device', () => {
+      const fx = fresh();
+      assert.equal(cli(fx, ['bind', '8086:10d3']).status, 0);
+      assert.equal(fx.kernel.driverOf('0000:00:04.1'), 'vfio-pci');
+    });
+
+    it('bind of one device in a shared group says the group is still not viable', () => {
+      const spec = hostSpec();
+      spec.devices.find((d) => d.address === '0000:00:04.0')!.driver = null;
+      const r = cli(fresh(spec), ['bind', '00:04.0']);
+      assert.match(r.out, /^0000:00:04.0: no driver -> vfio-pci, group 4\ngroup 4 is not viable: 0000:00:04.1 is bound to e1000e;/);
+    });
+
+    it('bind --group binds the whole group', () => {
+      const fx = fresh();
+      const r = cli(fx, ['bind', '--group', '0000:00:04.0']);
+      assert.equal(r.out, `0000:00:04.0: already bound to vfio-pci, group 4\n0000:00:04.1: e1000e -> vfio-pci, group 4\ngroup 4: viable, ${fx.devRoot}/vfio/4\n`);
+    });
+
+    it('bind refuses the root disk controller: exit 1, nothing written', () => {
+      const fx = fresh();
+      const r = cli(fx, ['bind', '0000:00:1f.2']);
+      assert.deepEqual([r.status, r.out], [1, '']);
+      assert.equal(r.err, 'vfio: refusing to take 0000:00:1f.2 from ahci: sda holds the root filesystem; use --force (force: true) if you really mean it\n');
+      assert.equal(fx.kernel.writes.length, 0);
+    });
+
+    it('bind --force takes the root disk controller', () => {
+      const fx = fresh();
+      assert.equal(cli(fx, ['bind', '--force', '0000:00:1f.2']).status, 0);
+      assert.equal(fx.kernel.driverOf('0000:00:1f.2'), 'vfio-pci');
+    });
+
+    it('bind refuses the device of an up network interface', () => {
+      const r = cli(fresh(), ['bind', '0000:00:05.0']);
+      assert.equal(r.status, 1);
+      assert.match(r.err, /network interface eth0 is up/);
+    });
+
+    it('bind of a device that does not exist exits 1', () => {
+      const r = cli(fresh(), ['bind', '0000:00:09.0']);
+      assert.deepEqual([r.status, r.err], [1, `vfio: no PCI device 0000:00:09.0 (see ls ${f.sysfsRoot}/bus/pci/devices)\n`]);
+    });
+
+    it('unbind gives the device back to the driver it had before bind', () => {
+      const fx = fresh();
+      cli(fx, ['bind', '0000:00:04.1']);
+      const r = cli(fx, ['unbind', '0000:00:04.1']);
+      assert.equal(r.status, 0, r.err);
+      assert.match(r.out, /^0000:00:04.1: vfio-pci -> e1000e, group 4\ngroup 4 is not viable/);
+      assert.equal(fx.kernel.driverOf('0000:00:04.1'), 'e1000e');
+    });
+
+    it('unbind takes only an address', () => {
+      assert.equal(cli(fresh(), ['unbind', '8086:10d3']).status, 2);
+    });
+
+    it('bind --json reports the changes and the groups', () => {
+      const fx = fresh();
+      const j = JSON.parse(cli(fx, ['bind', '--json', '0000:00:04.1']).out) as unknown;
+      assert.deepEqual(j, {
+        changes: [{ address: '0000:00:04.1', driverBefore: 'e1000e', driverAfter: 'vfio-pci', iommuGroup: 4, devNode: `${fx.devRoot}/vfio/4`, changed: true }],
+        groups: [{ id: 4, viable: true, reason: null, devNode: { path: `${fx.devRoot}/vfio/4`, exists: true, mode: 0o600, uid: process.getuid!(), gid: process.getgid!(), accessible: true } }],
+      });
+    });
+  });
+
+  describe('doctor', () => {
+    const CAP_IPC_LOCK = 1n << 14n;
+
+    it('exits 0 on a good host and ends with the verdict', () => {
+      const r = cli(fresh({ ...hostSpec(), capEff: CAP_IPC_LOCK }), ['doctor']);
+      assert.equal(r.status, 0);
+      assert.match(r.out, /^ok {4}iommu +7 IOMMU groups \(IOMMU dmar0\)\n/);
+      assert.match(r.out, /\nVFIO is usable \(2 warnings\)\.\n$/);
+    });
+
+    it('exits 1 when memlock is below --map, printing the fix under the check', () => {
+      const r = cli(fresh({ ...hostSpec(), memlock: { soft: 65536n, hard: 65536n } }), ['doctor', '--map', '1G'], { lib: { credentials: { uid: 65534, gids: [65534] } } });
+      assert.equal(r.status, 1);
+      assert.match(r.out, /\nfail {2}memlock +RLIMIT_MEMLOCK 64 KiB is less than the 1 GiB to map: MAP_DMA will fail with ENOMEM\n +fix: .*ulimit -l 1048576/);
+      assert.match(r.out, /\n\d+ problems? blocks? VFIO use/);
+    });
+
+    it('--json gives ok and the checks', () => {
+      const r = cli(fresh({ ...hostSpec(), memlock: { soft: 65536n, hard: 65536n } }), ['doctor', '--json', '--map', '1G']);
+      const j = JSON.parse(r.out) as { ok: boolean; checks: { name: string; status: string; detail: string; fix?: string }[] };
+      assert.equal(j.ok, false);
+      const m = j.checks.find((c) => c.name === 'memlock')!;
+      assert.deepEqual(Object.keys(m).sort(), ['detail', 'fix', 'name', 'status']);
+      assert.equal(m.status, 'fail');
+      assert.equal(r.status, 1);
+    });
+
+    it('--map that is not a size is a usage error', () => {
+      const r = cli(fresh(), ['doctor', '--map', 'lots']);
+      assert.equal(r.status, 2);
+      assert.match(r.err, /^vfio: --map: 'lots' is not a size/);
+    });
+  });
+});
