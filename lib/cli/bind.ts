@@ -68,7 +68,7 @@ function report(ctx: CommandContext, changes: BindingChange[]): void {
   for (const g of groups) {
     const node = g.devNode.exists ? `${g.devNode.path}${g.devNode.accessible ? '' : ' (no access for this user)'}` : 'no node';
     ctx.io.stdout(
-      g.viable ? `group ${g.id}: ${p.paint('viable', 'green')}, ${node}\n` : `${p.paint(explainNotViable(g), 'yellow')} (${node})\n`,
+      g.viable ? `group ${g.id}: ${p.paint('viable', 'green')}, ${node}\n` : `${p.paint(explainNotViable(g), 'yellow')}\n`,
     );
   }
 }

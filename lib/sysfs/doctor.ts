@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type GroupOptions, explainNotViable, listIommuGroups } from './groups';
+import { type GroupOptions, explainNotViable, listIommuGroups, viabilityFix } from './groups';
 import { type NodeAccess, currentCredentials, listDir, nodeAccess, readAttr, roots } from './options';
 import { formatSize } from './size';
 
@@ -155,7 +155,7 @@ function checkGroups(opts: DoctorOptions): DoctorCheck[] {
         group: g.id,
         status: 'warn',
         detail: explainNotViable(g),
-        fix: `vfio bind --group ${g.blockers[0]!.address}`,
+        fix: viabilityFix(g),
       });
     }
   }
@@ -209,14 +209,14 @@ function checkMemlock(opts: DoctorOptions): DoctorCheck {
   const kib = (want + 1023n) / 1024n;
   const hardNote =
     limit.hard !== null && limit.hard < want
-      ? ` The hard limit (${formatSize(limit.hard)}) is too low as well, so root must raise it:`
-      : ' Raise it:';
+      ? `the hard limit (${formatSize(limit.hard)}) is below it too, so as root:`
+      : 'raise it:';
   return {
     name: 'memlock',
     status: 'fail',
     detail: `RLIMIT_MEMLOCK ${soft} is less than the ${formatSize(want)} to map: MAP_DMA will fail with ENOMEM`,
     fix:
-      `${hardNote.trim()} ulimit -l ${kib} in the shell that starts node; for good, "<user> - memlock ${kib}" in ` +
+      `${hardNote} ulimit -l ${kib} in the shell that starts node; for good, "<user> - memlock ${kib}" in ` +
       `/etc/security/limits.conf (new login) or LimitMEMLOCK=${want} in a systemd unit; or run with CAP_IPC_LOCK, which is exempt`,
   };
 }

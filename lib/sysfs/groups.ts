@@ -151,12 +151,17 @@ export function iommuGroupOf(address: string, opts?: SysfsOptions): number {
 export function explainNotViable(group: IommuGroupInfo): string {
   if (group.viable) return `group ${group.id} is viable`;
   const who = group.blockers.map((d) => `${d.address} is bound to ${d.driver}`).join(', ');
-  const first = group.blockers[0]!.address;
   const fix =
     group.blockers.length === 1
-      ? `bind it to vfio-pci (vfio bind ${first}) or unbind it`
-      : `bind them to vfio-pci (vfio bind --group ${first}) or unbind them`;
+      ? `bind it to vfio-pci (${viabilityFix(group)}) or unbind it`
+      : `bind them to vfio-pci (${viabilityFix(group)}) or unbind them`;
   return `group ${group.id} is not viable: ${who}; ${fix}`;
+}
+
+/** The command that makes a non-viable group viable: 'vfio bind <blocker>' or, for several, 'vfio bind --group <first>'. */
+export function viabilityFix(group: IommuGroupInfo): string {
+  const first = group.blockers[0]?.address ?? group.devices[0]?.address ?? '<device>';
+  return group.blockers.length > 1 ? `vfio bind --group ${first}` : `vfio bind ${first}`;
 }
 
 /** Throws ERR_VFIO_GROUP_NOT_VIABLE with the explanation unless the group is viable. */

@@ -22,6 +22,7 @@ export {
   iommuGroupOf,
   groupOfDevice,
   explainNotViable,
+  viabilityFix,
   assertViable,
   isVfioDriver,
   keepsGroupViable,
