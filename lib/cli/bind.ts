@@ -1,14 +1,8 @@
 // vfio bind / vfio unbind: move devices to vfio-pci and back, then say where
 // the group node is and whether the group is usable.
 
-import {
-  type BindingChange,
-  bindGroupToVfio,
-  bindToVfio,
-  unbindFromVfio,
-  unbindGroupFromVfio,
-} from '../sysfs/bind';
-import { explainNotViable, readIommuGroup } from '../sysfs/groups';
+import { type BindingChange, bindAllToVfio, bindToVfio, unbindFromVfio, unbindGroupFromVfio } from '../sysfs/bind';
+import { explainNotViable, iommuGroupOf, readIommuGroup } from '../sysfs/groups';
 import { normalizeAddress, parseVendorDevice, resolveDeviceSpec } from '../sysfs/pci';
 import { type CommandContext, type ExitStatus, UsageError, printJson } from './context';
 
@@ -31,10 +25,14 @@ function oneTarget(positionals: string[], command: string, allowId: boolean): st
 
 export function bindCommand(ctx: CommandContext, positionals: string[], flags: BindFlags): ExitStatus {
   const spec = oneTarget(positionals, 'bind', true);
-  const changes: BindingChange[] = [];
-  for (const address of resolveDeviceSpec(spec, ctx.opts)) {
-    if (changes.some((c) => c.address === address)) continue; // already done as part of a group
-    changes.push(...(flags.group ? bindGroupToVfio(address, ctx.opts) : [bindToVfio(address, ctx.opts)]));
+  const addresses = resolveDeviceSpec(spec, ctx.opts);
+  let changes: BindingChange[];
+  if (flags.group) {
+    changes = bindAllToVfio(addresses.flatMap((a) => readIommuGroup(iommuGroupOf(a, ctx.opts), ctx.opts).devices.map((d) => d.address)), ctx.opts);
+  } else if (addresses.length === 1) {
+    changes = [bindToVfio(addresses[0]!, ctx.opts)]; // a bridge named explicitly is refused, not skipped
+  } else {
+    changes = bindAllToVfio(addresses, ctx.opts);
   }
   report(ctx, changes);
   return 0;

@@ -197,25 +197,27 @@ export function unbindFromVfio(address: string, opts: BindOptions = {}): Binding
   return { ...base, driverAfter: after, changed: true };
 }
 
-/** The devices of a device's group that bindGroupToVfio would move, checked as a whole first. */
+/** The PCI devices of a device's IOMMU group. */
 function groupMembers(address: string, opts: BindOptions): string[] {
   const group = readIommuGroup(iommuGroupOf(requireAddress(address), opts), opts);
   return group.devices.filter((d) => d.bus === undefined).map((d) => d.address);
 }
 
 /**
- * Binds every device of the device's IOMMU group to vfio-pci (bridges are left
- * where they are). Every device is checked before the first one moves.
+ * Binds several devices to vfio-pci, all or none as far as the checks go:
+ * every device is checked (driver loaded, not carrying / or an up interface)
+ * before the first one moves. Bridges are left where they are, with a note.
  */
-export function bindGroupToVfio(address: string, opts: BindOptions = {}): BindingChange[] {
-  const members = groupMembers(address, opts);
+export function bindAllToVfio(addresses: string[], opts: BindOptions = {}): BindingChange[] {
+  const unique = [...new Set(addresses.map(requireAddress))];
   const bridges = new Map<string, BindingChange>();
-  for (const m of members) {
-    const dev = readPciDevice(m, opts);
+  for (const a of unique) {
+    const dev = readPciDevice(a, opts);
+    iommuGroupOf(a, opts);
     if (isVfioDriver(dev.driver)) continue;
-    if (isBridge(m, opts)) {
-      bridges.set(m, {
-        address: m,
+    if (isBridge(a, opts)) {
+      bridges.set(a, {
+        address: a,
         driverBefore: dev.driver,
         driverAfter: dev.driver,
         iommuGroup: dev.iommuGroup,
@@ -224,10 +226,15 @@ export function bindGroupToVfio(address: string, opts: BindOptions = {}): Bindin
         note: 'PCI bridge, left as it is',
       });
     } else {
-      checkBindable(m, dev.driver, opts);
+      checkBindable(a, dev.driver, opts);
     }
   }
-  return members.map((m) => bridges.get(m) ?? bindToVfio(m, opts));
+  return unique.map((a) => bridges.get(a) ?? bindToVfio(a, opts));
+}
+
+/** Binds every device of the device's IOMMU group to vfio-pci (bridges stay), checked as a whole first. */
+export function bindGroupToVfio(address: string, opts: BindOptions = {}): BindingChange[] {
+  return bindAllToVfio(groupMembers(address, opts), opts);
 }
 
 /** Releases every device of the group that is on vfio. */

@@ -31,7 +31,7 @@ export {
 export type { DeviceUse } from './in-use';
 export { deviceUses, groupUsers } from './in-use';
 export type { BindOptions, BindingChange, SysfsWriter } from './bind';
-export { bindToVfio, unbindFromVfio, bindGroupToVfio, unbindGroupFromVfio, VFIO_PCI } from './bind';
+export { bindToVfio, unbindFromVfio, bindAllToVfio, bindGroupToVfio, unbindGroupFromVfio, VFIO_PCI } from './bind';
 export type { StateOptions, BindingRecord } from './state';
 export { readBindingRecord, stateFile } from './state';
 export type { DoctorCheck, DoctorReport, DoctorOptions, CheckStatus } from './doctor';

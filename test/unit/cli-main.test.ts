@@ -164,6 +164,17 @@ describe('vfio CLI', () => {
       assert.match(r.out, /^0000:00:04.0: no driver -> vfio-pci, group 4\ngroup 4 is not viable: 0000:00:04.1 is bound to e1000e;/);
     });
 
+    it('bind by vendor:device matching several devices moves none when one is refused', () => {
+      const spec = hostSpec();
+      spec.devices.push({ address: '0000:00:06.0', vendor: 0x8086, device: 0x10d3, class: 0x020000, driver: 'e1000e', group: 7 });
+      spec.netifs!.push({ name: 'eth1', under: '0000:00:06.0', up: true });
+      const fx = fresh(spec);
+      const r = cli(fx, ['bind', '8086:10d3']);
+      assert.equal(r.status, 1);
+      assert.match(r.err, /network interface eth1 is up/);
+      assert.equal(fx.kernel.writes.length, 0);
+    });
+
     it('bind --group binds the whole group', () => {
       const fx = fresh();
       const r = cli(fx, ['bind', '--group', '0000:00:04.0']);

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RuleCode, VfioSystemError } from '../../lib/errors';
 import {
+  bindAllToVfio,
   bindGroupToVfio,
   bindToVfio,
   readBindingRecord,
@@ -251,6 +252,13 @@ describe('sysfs bind/unbind', () => {
       const { opts, kernel } = fresh(spec);
       assert.throws(() => bindGroupToVfio('0000:00:1f.3', opts), { code: RuleCode.DEVICE_IN_USE });
       assert.equal(kernel.writes.length, 0);
+    });
+
+    it('bindAllToVfio checks every device before moving any', () => {
+      const { opts, kernel } = fresh();
+      assert.throws(() => bindAllToVfio(['0000:00:03.0', '0000:00:05.0'], opts), { code: RuleCode.DEVICE_IN_USE });
+      assert.equal(kernel.writes.length, 0);
+      assert.deepEqual(bindAllToVfio(['0000:00:03.0', '0000:00:04.1'], opts).map((c) => c.driverAfter), ['vfio-pci', 'vfio-pci']);
     });
 
     it('unbindGroupFromVfio gives every device of the group back', () => {
