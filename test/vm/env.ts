@@ -1,0 +1,61 @@
+// What the real-kernel suite runs against: the test guest's devices
+// (scripts/guest/run sets these), or a device of yours on a VFIO host.
+// Missing variables fail the suite: it never skips.
+
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+export interface TestEnv {
+  /** A device bound to vfio-pci, alone in its group. */
+  bdf: string;
+  group: number;
+  /** A vfio-pci device sharing a group with a device on a host driver (the guest's non-viable group). */
+  shared?: { bdf: string; hostBdf: string; group: number };
+  /** Running inside the project's test guest (root, edu devices, kvm loaded). */
+  guest: boolean;
+}
+
+export function testEnv(): TestEnv {
+  const bdf = process.env.VFIO_TEST_BDF;
+  if (!bdf) {
+    throw new Error(
+      'the real-kernel suite needs VFIO_TEST_BDF: run `npm test` (it boots the test guest), ' +
+        'or on a VFIO host set VFIO_TEST_BDF=<address of a device bound to vfio-pci>',
+    );
+  }
+  const group = Number(process.env.VFIO_TEST_GROUP ?? groupOf(bdf));
+  const e = process.env;
+  const shared =
+    e.VFIO_TEST_SHARED_BDF && e.VFIO_TEST_SHARED_HOST_BDF && e.VFIO_TEST_SHARED_GROUP
+      ? { bdf: e.VFIO_TEST_SHARED_BDF, hostBdf: e.VFIO_TEST_SHARED_HOST_BDF, group: Number(e.VFIO_TEST_SHARED_GROUP) }
+      : undefined;
+  return { bdf, group, shared, guest: e.VFIO_GUEST === '1' };
+}
+
+/** The guest topology is part of the contract: fail loudly when it is missing. */
+export function requireShared(env: TestEnv): NonNullable<TestEnv['shared']> {
+  if (!env.shared) {
+    throw new Error('this test needs the guest\'s shared group (VFIO_TEST_SHARED_BDF, _HOST_BDF, _GROUP): run it through scripts/guest/run');
+  }
+  return env.shared;
+}
+
+function groupOf(bdf: string): number {
+  return Number(readlinkSync(`/sys/bus/pci/devices/${bdf}/iommu_group`).split('/').pop());
+}
+
+/** VmLck from /proc/self/status, in kB: what VFIO type1 pins is accounted there. */
+export function lockedKb(): number {
+  const m = /^VmLck:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Open fds of this process. */
+export function fdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Is the device QEMU's edu (1234:11e8)? */
+export function isEdu(bdf: string): boolean {
+  const read = (f: string) => readFileSync(`/sys/bus/pci/devices/${bdf}/${f}`, 'utf8').trim();
+  return read('vendor') === '0x1234' && read('device') === '0x11e8';
+}
