@@ -1,0 +1,29 @@
+# Shared by setup and run: where things live, and how to complain.
+# Sourced, never executed.
+
+GUEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PROJECT_ROOT=$(cd "$GUEST_DIR/../.." && pwd)
+CACHE_DIR=$PROJECT_ROOT/.cache/guest/x86_64
+# One file names the finished cache; setup writes it last, so a half-built
+# cache (interrupted setup) is never taken for a good one.
+STAMP=$CACHE_DIR/ready
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "$(basename "$0"): $*"; exit 1; }
+
+# Hash of everything that goes into the initramfs besides the kernel, so an
+# edited init script or module list rebuilds the cache without a re-download.
+inputs_hash() {
+	cat "$GUEST_DIR"/guest/* "$GUEST_DIR"/lib/initramfs.sh | sha256sum | cut -c1-16
+}
+
+# Read one "key=value" line of the stamp.
+stamp_get() {
+	sed -n "s/^$1=//p" "$STAMP" 2>/dev/null
+}
+
+# Seconds since $1 (a `date +%s%N` value), as "1.23s".
+elapsed() {
+	local ms=$((($(date +%s%N) - $1) / 1000000))
+	printf '%d.%02ds' $((ms / 1000)) $((ms % 1000 / 10))
+}

@@ -1,0 +1,51 @@
+# The guest machine: QEMU's arguments, one per line. Sourced by run.
+
+# PCI layout. Fixed addresses keep the guest's BDFs the same on every run.
+#   00:03.0  edu "A"                      alone in its IOMMU group
+#   00:05.0  pcie-pci-bridge              } one IOMMU group: devices behind
+#   01:01.0    edu "B"  (vfio-pci)        } a PCIe-to-PCI bridge share the
+#   01:02.0    e1000e   (host driver)     } bridge's requester ID
+#   00:10-12 virtio-9p: root, ctl, out    each alone in its group
+topology_args() {
+	echo -device; echo edu,addr=03.0
+	[ "$1" = standard ] || return 0
+	echo -device; echo pcie-pci-bridge,id=br0,addr=05.0
+	echo -device; echo edu,bus=br0,addr=01.0
+	# The NIC only has to exist and keep its driver; a restricted user-mode
+	# backend gives it a peer without touching any host network.
+	echo -netdev; echo user,id=net0,restrict=on
+	echo -device; echo e1000e,bus=br0,addr=02.0,netdev=net0
+}
+
+# share TAG PATH ADDR [OPTIONS] — a 9p export of a host folder.
+share() {
+	echo -fsdev; echo "local,id=fs_$1,path=$2,security_model=none,multidevs=remap${4:+,$4}"
+	echo -device; echo "virtio-9p-pci,fsdev=fs_$1,mount_tag=$1,addr=$3"
+}
+
+# The console is a log file nobody reads unless something failed, so the
+# kernel may be verbose there (quiet saved no measurable time). panic=-1 with
+# -no-reboot turns a panic into QEMU exiting instead of a hang until the
+# timeout. mitigations=off: a throwaway test machine; syscalls get ~15%
+# cheaper under TCG.
+KERNEL_CMDLINE="console=ttyS0 intel_iommu=on panic=-1 mitigations=off"
+
+# qemu_args TOPOLOGY RUNDIR CTLDIR OUTDIR
+qemu_args() {
+	local topology=$1 run=$2 ctl=$3 out=$4 kernel
+	kernel=$CACHE_DIR/$(stamp_get kernel)
+	# TCG: the host's /dev/kvm cannot run a stock kernel. One CPU boots
+	# faster than two under TCG. -cpu max gives the guest svm for nested KVM.
+	printf '%s\n' -machine q35 -accel tcg -cpu max -smp 1 -m 2048 \
+		-nodefaults -no-user-config -display none -no-reboot \
+		-device intel-iommu,intremap=on \
+		-kernel "$kernel" -initrd "$CACHE_DIR/initramfs.cpio" \
+		-append "$KERNEL_CMDLINE" \
+		-chardev "file,id=console,path=$run/console.log" -serial chardev:console \
+		-chardev "file,id=stdout,path=$run/stdout" -serial chardev:stdout \
+		-chardev "file,id=stderr,path=$run/stderr" -serial chardev:stderr
+	topology_args "$topology"
+	share root / 10.0 readonly=on
+	share ctl "$ctl" 11.0
+	share out "$out" 12.0
+}
