@@ -5,7 +5,12 @@
       "sources": [
         "native/addon.cc",
         "native/errors.cc",
+        "native/wrap.cc",
+        "native/info_caps.cc",
+        "native/access.cc",
         "native/container.cc",
+        "native/container_type1.cc",
+        "native/container_spapr.cc",
         "native/group.cc",
         "native/device.cc",
         "native/region_mmap.cc",

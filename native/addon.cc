@@ -1,0 +1,36 @@
+// Module registration: one Init per kernel object family.
+#include <napi.h>
+
+#include "constants.h"
+#include "container.h"
+#include "device.h"
+#include "dma_buffer.h"
+#include "eventfd.h"
+#include "group.h"
+#include "kvm.h"
+#include "region_mmap.h"
+#include "wrap.h"
+
+namespace vfio {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Per environment, so worker threads each get their own classes.
+  env.SetInstanceData(new AddonData());
+  Container::Init(env, exports);
+  Group::Init(env, exports);
+  Device::Init(env, exports);
+  RegionMapping::Init(env, exports);
+  DmaBuffer::Init(env, exports);
+  EventFd::Init(env, exports);
+  Kvm::Init(env, exports);
+  Vm::Init(env, exports);
+  KvmDevice::Init(env, exports);
+  InitConstants(env, exports);
+  return exports;
+}
+
+}  // namespace vfio
+
+static Napi::Object InitVfio(Napi::Env env, Napi::Object exports) { return vfio::Init(env, exports); }
+
+NODE_API_MODULE(vfio, InitVfio)

@@ -1,0 +1,176 @@
+#include "constants.h"
+
+#include <linux/kvm.h>
+#include <linux/vfio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "errors.h"
+#include "kvm_compat.h"
+
+namespace vfio {
+
+namespace {
+
+// Every value here fits in 32 bits unsigned (VFIO_REGION_TYPE_PCI_VENDOR_TYPE
+// is 1 << 31, negative as an int).
+#define NUM(name) object.Set(#name, Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(name))))
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object object = Napi::Object::New(env);
+  // Extensions and IOMMU models (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU).
+  NUM(VFIO_API_VERSION);
+  NUM(VFIO_TYPE1_IOMMU);
+  NUM(VFIO_SPAPR_TCE_IOMMU);
+  NUM(VFIO_TYPE1v2_IOMMU);
+  NUM(VFIO_DMA_CC_IOMMU);
+  NUM(VFIO_EEH);
+#ifdef VFIO_TYPE1_NESTING_IOMMU
+  NUM(VFIO_TYPE1_NESTING_IOMMU);
+#endif
+  NUM(VFIO_SPAPR_TCE_v2_IOMMU);
+  NUM(VFIO_NOIOMMU_IOMMU);
+  NUM(VFIO_UNMAP_ALL);
+  NUM(VFIO_UPDATE_VADDR);
+
+  NUM(VFIO_GROUP_FLAGS_VIABLE);
+  NUM(VFIO_GROUP_FLAGS_CONTAINER_SET);
+
+  NUM(VFIO_DEVICE_FLAGS_RESET);
+  NUM(VFIO_DEVICE_FLAGS_PCI);
+  NUM(VFIO_DEVICE_FLAGS_PLATFORM);
+  NUM(VFIO_DEVICE_FLAGS_AMBA);
+  NUM(VFIO_DEVICE_FLAGS_CCW);
+  NUM(VFIO_DEVICE_FLAGS_AP);
+  NUM(VFIO_DEVICE_FLAGS_FSL_MC);
+  NUM(VFIO_DEVICE_FLAGS_CAPS);
+#ifdef VFIO_DEVICE_FLAGS_CDX
+  NUM(VFIO_DEVICE_FLAGS_CDX);
+#endif
+
+  NUM(VFIO_PCI_BAR0_REGION_INDEX);
+  NUM(VFIO_PCI_BAR1_REGION_INDEX);
+  NUM(VFIO_PCI_BAR2_REGION_INDEX);
+  NUM(VFIO_PCI_BAR3_REGION_INDEX);
+  NUM(VFIO_PCI_BAR4_REGION_INDEX);
+  NUM(VFIO_PCI_BAR5_REGION_INDEX);
+  NUM(VFIO_PCI_ROM_REGION_INDEX);
+  NUM(VFIO_PCI_CONFIG_REGION_INDEX);
+  NUM(VFIO_PCI_VGA_REGION_INDEX);
+  NUM(VFIO_PCI_NUM_REGIONS);
+  NUM(VFIO_PCI_INTX_IRQ_INDEX);
+  NUM(VFIO_PCI_MSI_IRQ_INDEX);
+  NUM(VFIO_PCI_MSIX_IRQ_INDEX);
+  NUM(VFIO_PCI_ERR_IRQ_INDEX);
+  NUM(VFIO_PCI_REQ_IRQ_INDEX);
+  NUM(VFIO_PCI_NUM_IRQS);
+
+  NUM(VFIO_REGION_INFO_FLAG_READ);
+  NUM(VFIO_REGION_INFO_FLAG_WRITE);
+  NUM(VFIO_REGION_INFO_FLAG_MMAP);
+  NUM(VFIO_REGION_INFO_FLAG_CAPS);
+  NUM(VFIO_REGION_INFO_CAP_SPARSE_MMAP);
+  NUM(VFIO_REGION_INFO_CAP_TYPE);
+  NUM(VFIO_REGION_INFO_CAP_MSIX_MAPPABLE);
+  NUM(VFIO_REGION_TYPE_PCI_VENDOR_TYPE);
+  NUM(VFIO_REGION_TYPE_PCI_VENDOR_MASK);
+  NUM(VFIO_REGION_TYPE_GFX);
+  NUM(VFIO_REGION_TYPE_CCW);
+
+  NUM(VFIO_IRQ_INFO_EVENTFD);
+  NUM(VFIO_IRQ_INFO_MASKABLE);
+  NUM(VFIO_IRQ_INFO_AUTOMASKED);
+  NUM(VFIO_IRQ_INFO_NORESIZE);
+  NUM(VFIO_IRQ_SET_DATA_NONE);
+  NUM(VFIO_IRQ_SET_DATA_BOOL);
+  NUM(VFIO_IRQ_SET_DATA_EVENTFD);
+  NUM(VFIO_IRQ_SET_ACTION_MASK);
+  NUM(VFIO_IRQ_SET_ACTION_UNMASK);
+  NUM(VFIO_IRQ_SET_ACTION_TRIGGER);
+  NUM(VFIO_IRQ_SET_DATA_TYPE_MASK);
+  NUM(VFIO_IRQ_SET_ACTION_TYPE_MASK);
+
+  NUM(VFIO_IOMMU_INFO_PGSIZES);
+  NUM(VFIO_IOMMU_INFO_CAPS);
+  NUM(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE);
+  NUM(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION);
+  NUM(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL);
+  NUM(VFIO_DMA_MAP_FLAG_READ);
+  NUM(VFIO_DMA_MAP_FLAG_WRITE);
+  NUM(VFIO_DMA_MAP_FLAG_VADDR);
+  NUM(VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP);
+  NUM(VFIO_DMA_UNMAP_FLAG_ALL);
+  NUM(VFIO_DMA_UNMAP_FLAG_VADDR);
+
+  NUM(VFIO_IOMMU_SPAPR_INFO_DDW);
+  NUM(VFIO_EEH_PE_DISABLE);
+  NUM(VFIO_EEH_PE_ENABLE);
+  NUM(VFIO_EEH_PE_UNFREEZE_IO);
+  NUM(VFIO_EEH_PE_UNFREEZE_DMA);
+  NUM(VFIO_EEH_PE_GET_STATE);
+  NUM(VFIO_EEH_PE_STATE_NORMAL);
+  NUM(VFIO_EEH_PE_STATE_RESET);
+  NUM(VFIO_EEH_PE_STATE_STOPPED);
+  NUM(VFIO_EEH_PE_STATE_STOPPED_DMA);
+  NUM(VFIO_EEH_PE_STATE_UNAVAIL);
+  NUM(VFIO_EEH_PE_RESET_DEACTIVATE);
+  NUM(VFIO_EEH_PE_RESET_HOT);
+  NUM(VFIO_EEH_PE_RESET_FUNDAMENTAL);
+  NUM(VFIO_EEH_PE_CONFIGURE);
+  NUM(VFIO_EEH_PE_INJECT_ERR);
+
+  NUM(KVM_API_VERSION);
+  NUM(KVM_CAP_DEVICE_CTRL);
+  NUM(KVM_CAP_IRQFD);
+  NUM(KVM_CAP_IOEVENTFD);
+#ifdef KVM_CAP_SPAPR_TCE_VFIO
+  NUM(KVM_CAP_SPAPR_TCE_VFIO);
+#endif
+  NUM(KVM_CREATE_DEVICE_TEST);
+  NUM(KVM_DEV_TYPE_VFIO);
+  object.Set("KVM_DEV_VFIO_FILE", Napi::Number::New(env, kKvmDevVfioFile));
+  object.Set("KVM_DEV_VFIO_FILE_ADD", Napi::Number::New(env, kKvmDevVfioFileAdd));
+  object.Set("KVM_DEV_VFIO_FILE_DEL", Napi::Number::New(env, kKvmDevVfioFileDel));
+  NUM(KVM_DEV_VFIO_GROUP);
+  NUM(KVM_DEV_VFIO_GROUP_ADD);
+  NUM(KVM_DEV_VFIO_GROUP_DEL);
+  NUM(KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE);
+
+  NUM(PROT_NONE);
+  NUM(PROT_READ);
+  NUM(PROT_WRITE);
+  return object;
+}
+
+#undef NUM
+
+// RLIM_INFINITY becomes -1n.
+Napi::Value Limit(Napi::Env env, rlim_t limit) {
+  if (limit == RLIM_INFINITY) return Napi::BigInt::New(env, int64_t{-1});
+  return Napi::BigInt::New(env, static_cast<uint64_t>(limit));
+}
+
+Napi::Value GetMemlockLimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  rlimit rl;
+  if (::getrlimit(RLIMIT_MEMLOCK, &rl) < 0) ThrowSystemError(env, errno, "getrlimit");
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, Limit(env, rl.rlim_cur));
+  result.Set(1u, Limit(env, rl.rlim_max));
+  return result;
+}
+
+}  // namespace
+
+void InitConstants(Napi::Env env, Napi::Object exports) {
+  Napi::Object constants = Constants(env);
+  constants.Freeze();
+  exports.Set("constants", constants);
+  exports.Set("getMemlockLimit", Napi::Function::New(env, GetMemlockLimit, "getMemlockLimit"));
+  exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(::sysconf(_SC_PAGESIZE))));
+}
+
+}  // namespace vfio

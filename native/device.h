@@ -1,0 +1,33 @@
+// A VFIO device fd (from VFIO_GROUP_GET_DEVICE_FD): info, regions, irqs,
+// register access by pread/pwrite, and region mmaps.
+#pragma once
+
+#include <napi.h>
+
+#include "wrap.h"
+
+namespace vfio {
+
+class Device : public FdWrap<Device> {
+ public:
+  static constexpr napi_type_tag kTypeTag = {0x7666696f2d646576ULL, 0x6963650000000001ULL};
+  static constexpr const char kClassName[] = "Device";
+
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit Device(const Napi::CallbackInfo& info) : Base(info) {}
+
+ private:
+  Napi::Value GetInfo(const Napi::CallbackInfo& info);
+  Napi::Value GetRegionInfo(const Napi::CallbackInfo& info);
+  Napi::Value GetIrqInfo(const Napi::CallbackInfo& info);
+  Napi::Value SetIrqsEventfds(const Napi::CallbackInfo& info);
+  Napi::Value SetIrqsNone(const Napi::CallbackInfo& info);
+  Napi::Value Reset(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value ReadBytes(const Napi::CallbackInfo& info);
+  Napi::Value WriteBytes(const Napi::CallbackInfo& info);
+  Napi::Value Mmap(const Napi::CallbackInfo& info);
+};
+
+}  // namespace vfio

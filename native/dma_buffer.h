@@ -1,0 +1,71 @@
+// DMA memory allocated natively (anonymous, huge pages, memfd, or a caller's
+// fd) and shown to JS as one external ArrayBuffer. JS never sees an address:
+// a map/register call names the buffer plus an offset and size checked here.
+#pragma once
+
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "wrap.h"
+
+namespace vfio {
+
+// One mmap, shared by the DmaBuffer, its ArrayBuffer's finalizer and any
+// in-flight async map: whichever lets go last unmaps (unless close() did).
+class DmaMemory {
+ public:
+  DmaMemory(void* addr, size_t size) : addr_(static_cast<uint8_t*>(addr)), size_(size) {}
+  DmaMemory(const DmaMemory&) = delete;
+  DmaMemory& operator=(const DmaMemory&) = delete;
+  ~DmaMemory() { Unmap(); }
+
+  uint8_t* addr() const { return addr_; }
+  size_t size() const { return size_; }
+  void Unmap();
+
+ private:
+  uint8_t* addr_;
+  size_t size_;
+};
+
+class DmaBuffer : public FdWrap<DmaBuffer> {
+ public:
+  static constexpr napi_type_tag kTypeTag = {0x7666696f2d646d61ULL, 0x2d62756666657201ULL};
+  static constexpr const char kClassName[] = "DmaBuffer";
+
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit DmaBuffer(const Napi::CallbackInfo& info) : Base(info) {}
+
+  // Address of [offset, offset + size) inside the buffer; ERR_VFIO_CLOSED
+  // after close, RangeError (ERR_OUT_OF_RANGE) unless the range lies inside.
+  uint64_t Vaddr(Napi::Env env, uint64_t offset, uint64_t size) const;
+
+  // An async map holds the buffer busy: close() refuses with EBUSY meanwhile.
+  std::shared_ptr<DmaMemory> BeginUse() {
+    ++busy_;
+    return memory_;
+  }
+  void EndUse() { --busy_; }
+
+ private:
+  static Napi::Value Alloc(const Napi::CallbackInfo& info);
+  static Napi::Value CreateMemfd(const Napi::CallbackInfo& info);
+  static Napi::Value MapFd(const Napi::CallbackInfo& info);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<DmaMemory> memory, Fd fd, size_t page_size);
+
+  Napi::Value GetSize(const Napi::CallbackInfo& info);
+  Napi::Value GetPageSize(const Napi::CallbackInfo& info);
+  Napi::Value GetArrayBuffer(const Napi::CallbackInfo& info);
+  void Release() override;
+
+  std::shared_ptr<DmaMemory> memory_;
+  size_t size_ = 0;
+  size_t page_size_ = 0;
+  Napi::Reference<Napi::ArrayBuffer> array_buffer_;  // weak
+  int busy_ = 0;
+};
+
+}  // namespace vfio

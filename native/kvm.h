@@ -1,0 +1,53 @@
+// KVM objects needed to hand VFIO groups to a VM: /dev/kvm, a VM fd, and the
+// KVM-VFIO pseudo device (KVM_DEV_TYPE_VFIO).
+#pragma once
+
+#include <napi.h>
+
+#include "wrap.h"
+
+namespace vfio {
+
+class Kvm : public FdWrap<Kvm> {
+ public:
+  static constexpr napi_type_tag kTypeTag = {0x7666696f2d6b766dULL, 0x0000000000000001ULL};
+  static constexpr const char kClassName[] = "Kvm";
+
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit Kvm(const Napi::CallbackInfo& info) : Base(info) {}
+
+ private:
+  Napi::Value GetApiVersion(const Napi::CallbackInfo& info);
+  Napi::Value CheckExtension(const Napi::CallbackInfo& info);
+  Napi::Value CreateVm(const Napi::CallbackInfo& info);
+};
+
+class Vm : public FdWrap<Vm> {
+ public:
+  static constexpr napi_type_tag kTypeTag = {0x7666696f2d6b766dULL, 0x2d766d0000000001ULL};
+  static constexpr const char kClassName[] = "Vm";
+
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit Vm(const Napi::CallbackInfo& info) : Base(info) {}
+
+ private:
+  static Napi::Value AdoptVm(const Napi::CallbackInfo& info);
+  Napi::Value CheckExtension(const Napi::CallbackInfo& info);
+  Napi::Value CreateDevice(const Napi::CallbackInfo& info);
+};
+
+class KvmDevice : public FdWrap<KvmDevice> {
+ public:
+  static constexpr napi_type_tag kTypeTag = {0x7666696f2d6b766dULL, 0x2d64657600000001ULL};
+  static constexpr const char kClassName[] = "KvmDevice";
+
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit KvmDevice(const Napi::CallbackInfo& info) : Base(info) {}
+
+ private:
+  Napi::Value HasAttr(const Napi::CallbackInfo& info);
+  Napi::Value SetVfioFile(const Napi::CallbackInfo& info);
+  Napi::Value SetSpaprTce(const Napi::CallbackInfo& info);
+};
+
+}  // namespace vfio

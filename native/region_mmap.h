@@ -1,0 +1,43 @@
+// An mmap of a device region (a BAR). JS reaches it only through exact-width
+// volatile loads and stores, bounds- and alignment-checked here, so a wrong
+// offset is a RangeError instead of a fault.
+#pragma once
+
+#include <napi.h>
+#include <sys/types.h>
+
+#include <cstdint>
+
+namespace vfio {
+
+class RegionMapping : public Napi::ObjectWrap<RegionMapping> {
+ public:
+  static constexpr napi_type_tag kTypeTag = {0x7666696f2d726567ULL, 0x696f6e6d6d617001ULL};
+  static constexpr const char kClassName[] = "RegionMapping";
+
+  static void Init(Napi::Env env, Napi::Object exports);
+  // mmap(MAP_SHARED) of [offset, offset + size) of a device fd. The mapping
+  // keeps the device open on its own; the kernel may still deliver SIGBUS
+  // when the device stops decoding memory, which no check here can see.
+  static Napi::Object Create(Napi::Env env, int fd, off_t offset, uint64_t size, int prot);
+
+  static RegionMapping* Unwrap(Napi::Object object);
+
+  explicit RegionMapping(const Napi::CallbackInfo& info);
+  ~RegionMapping() override { Unmap(); }
+
+ private:
+  Napi::Value GetSize(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  // The address of a `width`-byte access at `offset`, after every check.
+  volatile uint8_t* Slot(const Napi::CallbackInfo& info, uint64_t offset, unsigned width, int needed_prot);
+  void Unmap();
+
+  uint8_t* addr_ = nullptr;
+  size_t size_ = 0;
+  int prot_ = 0;
+};
+
+}  // namespace vfio
