@@ -130,7 +130,7 @@ export class Device extends Resource {
   reset(): void {
     this.assertOpen();
     if (!this.info.resettable) {
-      throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} does not support VFIO_DEVICE_RESET (no reset method: FLR, PM or bus reset)`);
+      throw new VfioError(RuleCode.UNSUPPORTED, `${this.description} does not support VFIO_DEVICE_RESET (no reset method: FLR, PM or bus reset)`);
     }
     try {
       this.#native.reset();

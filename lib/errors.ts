@@ -35,6 +35,8 @@ export const RuleCode = {
   NO_MAPPING: 'ERR_VFIO_NO_MAPPING',
   /** More mappings than the IOMMU's DMA-avail count allows. */
   DMA_LIMIT: 'ERR_VFIO_DMA_LIMIT',
+  /** The device lacks the capability asked for (e.g. no reset method, a non-maskable interrupt). */
+  UNSUPPORTED: 'ERR_VFIO_UNSUPPORTED',
   /** Nothing happened within the time asked for (Irq.wait). */
   TIMEOUT: 'ERR_VFIO_TIMEOUT',
   /** An async operation on this object has not settled yet. */

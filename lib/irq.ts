@@ -162,7 +162,7 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     this.device.assertUsable();
     this.#checkVector(start, count);
     if ((what === 'mask' || what === 'unmask') && !this.maskable) {
-      throw new VfioError(RuleCode.IRQ_RANGE, `${this.description} is not maskable (no VFIO_IRQ_INFO_MASKABLE)`);
+      throw new VfioError(RuleCode.UNSUPPORTED, `${this.description} is not maskable (no VFIO_IRQ_INFO_MASKABLE)`);
     }
     try {
       this.#native.setIrqsNone(this.index, start, count, action);

@@ -105,7 +105,7 @@ describe('device regions and interrupts', () => {
     throwsCode(() => device.msi.enable(2), 'ERR_VFIO_IRQ_RANGE', /has 1 vector/);
     device.msi.enable();
     throwsCode(() => device.msi.enable(), 'ERR_VFIO_ORDER', /already enabled/);
-    throwsCode(() => device.msi.mask(), 'ERR_VFIO_IRQ_RANGE', /not maskable/);
+    throwsCode(() => device.msi.mask(), 'ERR_VFIO_UNSUPPORTED', /not maskable/);
     throwsCode(() => device.irq(7), 'ERR_VFIO_IRQ_RANGE');
   });
 
