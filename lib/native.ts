@@ -298,9 +298,14 @@ export interface NativeBinding {
 
 let loaded: NativeBinding | undefined;
 
-/** The backend lib/ uses: the real addon (loaded once through `bindings`), or a test twin. */
+/**
+ * The backend lib/ uses: the real addon (loaded once through `bindings`), or a test twin.
+ * VFIO_NATIVE_ADDON=/path/to/vfio.node loads that file instead: an addon built
+ * for another architecture than build/ holds (the ppc64 test guest's).
+ */
 export function native(): NativeBinding {
-  loaded ??= bindings('vfio') as NativeBinding;
+  const override = process.env.VFIO_NATIVE_ADDON;
+  loaded ??= (override ? require(override) : bindings('vfio')) as NativeBinding;
   return loaded;
 }
 

@@ -62,6 +62,11 @@ export class Edu {
     this.#bar.write32(reg, this.#swap ? swap32(value) : value);
   }
 
+  /** 64-bit write (registers from 0x80 up). */
+  write64(reg: number, value: bigint): void {
+    this.#bar.write64(reg, this.#swap ? swap64(value) : value);
+  }
+
   /** 0x010000ed: major 1, minor 0, 'ed'. */
   ident(): number {
     return this.read(IDENT);
@@ -108,10 +113,11 @@ export class Edu {
 
   async #dma(src: bigint | number, dst: bigint | number, count: number, direction: number, timeoutMs = 10000): Promise<void> {
     if (count <= 0 || count > EDU_MAX_DMA) throw new RangeError(`edu DMAs 1..${EDU_MAX_DMA} bytes, not ${count}`);
-    // IOVAs stay below 4 GiB here (edu's default mask is 28 bits), so one
-    // 32-bit write sets each 64-bit register.
-    this.write(DMA_SRC, Number(src));
-    this.write(DMA_DST, Number(dst));
+    // A 32-bit write sets the whole 64-bit register, so addresses below
+    // 4 GiB take one; above (an sPAPR dynamic window, with edu's dma_mask
+    // raised) a 64-bit write.
+    this.#address(DMA_SRC, BigInt(src));
+    this.#address(DMA_DST, BigInt(dst));
     this.write(DMA_COUNT, count);
     const done = this.irq.wait(0, timeoutMs);
     this.write(DMA_CMD, CMD_START | direction | CMD_IRQ);
@@ -119,6 +125,15 @@ export class Edu {
     const status = this.ack();
     if (!(status & DMA_IRQ)) throw new Error(`edu: interrupt without DMA completion (irq status 0x${status.toString(16)})`);
   }
+
+  #address(reg: number, value: bigint): void {
+    if (value < 1n << 32n) this.write(reg, Number(value));
+    else this.write64(reg, value);
+  }
+}
+
+function swap64(v: bigint): bigint {
+  return (BigInt(swap32(Number(v & 0xffffffffn))) << 32n) | BigInt(swap32(Number(v >> 32n)));
 }
 
 function swap32(v: number): number {
