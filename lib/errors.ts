@@ -59,6 +59,8 @@ export const RuleCode = {
   NOT_REGISTERED: 'ERR_VFIO_NOT_REGISTERED',
   /** sPAPR: window page size larger than the buffer's page size. */
   PAGE_SIZE_MISMATCH: 'ERR_VFIO_PAGE_SIZE_MISMATCH',
+  /** sPAPR: as many DMA windows are live as the IOMMU allows. */
+  WINDOW_LIMIT: 'ERR_VFIO_WINDOW_LIMIT',
   /** A KVM-VFIO device already exists for this VM, or a group is already registered. */
   KVM_EXISTS: 'ERR_VFIO_KVM_EXISTS',
   /** Group is not registered with the KVM-VFIO device. */

@@ -1,7 +1,10 @@
 // A test twin of the addon (lib/native.ts), modelled on what the real kernel
 // did in the test guest: type1 refuses misaligned (EINVAL) and overlapping
 // (EEXIST) maps and runs out of DMA entries (ENOSPC); a group is EBUSY when
-// open twice and EPERM on SET_CONTAINER when not viable. Every syscall is
+// open twice and EPERM on SET_CONTAINER when not viable. With
+// `k.iommuFamily = 'spapr'` the containers are sPAPR TCE ones, modelled on
+// Debian's 6.12 ppc64el kernel in the ppc64 test guest, its defects
+// included (see SpaprTable below). Every syscall is
 // logged in `calls`, so a test can prove a rule stopped a call before it
 // reached the "kernel". It never stands in for the kernel: test/vm does.
 
@@ -15,6 +18,8 @@ export const C = {
   VFIO_TYPE1v2_IOMMU: 3,
   VFIO_SPAPR_TCE_v2_IOMMU: 7,
   VFIO_UNMAP_ALL: 9,
+  VFIO_EEH: 5,
+  VFIO_IOMMU_SPAPR_INFO_DDW: 1,
   VFIO_GROUP_FLAGS_VIABLE: 1,
   VFIO_GROUP_FLAGS_CONTAINER_SET: 2,
   VFIO_DEVICE_FLAGS_RESET: 1,
@@ -111,6 +116,18 @@ export class FakeKernel implements N.NativeBinding {
     ] as N.IovaRange[] | null,
     dmaAvail: 65535 as number | null,
   };
+  /** Which IOMMU driver the next containers offer: vfio_iommu_type1 or vfio_iommu_spapr_tce. */
+  iommuFamily: 'type1' | 'spapr' = 'type1';
+  /** sPAPR GET_INFO the next container reports (ddw only for v2), as the ppc64 guest's kernel did. */
+  spapr = {
+    dma32Start: 0n,
+    dma32Size: 0x40000000n,
+    ddw: { pgsizes: 0x1211000n, maxDynamicWindowsSupported: 2, levels: 1 },
+    /** TCEs a previous owner left in the default window of the next container. */
+    leftovers: [] as { iova: bigint; size: bigint }[],
+  };
+  /** Set when a call reached what oopsed the real kernel (a v2 map straddling a window's end). */
+  oopses: string[] = [];
   memlock: [bigint, bigint] = [8n * 1024n * 1024n, 8n * 1024n * 1024n];
   /** Fail the next syscall of this name with this code. */
   failNext = new Map<string, keyof typeof osConstants.errno>();
@@ -200,14 +217,35 @@ export class FakeKernel implements N.NativeBinding {
   }
 }
 
+/** One sPAPR DMA window and its TCEs. */
+interface SpaprWindow {
+  start: bigint;
+  size: bigint;
+  pageShift: number;
+}
+
 export class FakeContainer extends FakeFd implements N.NativeContainer {
   iommu = 0;
   readonly groups = new Set<GroupState>();
   readonly mappings: Mapping[] = [];
   dmaAvail: number | null;
+  readonly family: 'type1' | 'spapr';
+  /** sPAPR state: v1 enabled, v2 registrations, windows. */
+  enabled = false;
+  readonly registrations: { buffer: FakeDmaBuffer; offset: number; size: number }[] = [];
+  windows: SpaprWindow[] = [];
+  /** v2: UNMAP is EPERM until the first registration ties the container to the process. */
+  mmSet = false;
   constructor(readonly k: FakeKernel) {
     super();
     this.dmaAvail = k.type1.dmaAvail;
+    this.family = k.iommuFamily;
+  }
+  get #spapr(): boolean {
+    return this.iommu === C.VFIO_SPAPR_TCE_IOMMU || this.iommu === C.VFIO_SPAPR_TCE_v2_IOMMU;
+  }
+  get #v2(): boolean {
+    return this.iommu === C.VFIO_SPAPR_TCE_v2_IOMMU;
   }
   getApiVersion(): number {
     this.live();
@@ -217,14 +255,24 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   checkExtension(ext: number): number {
     this.live();
     this.k.syscall('ioctl(VFIO_CHECK_EXTENSION)');
-    return [C.VFIO_TYPE1_IOMMU, C.VFIO_TYPE1v2_IOMMU, C.VFIO_UNMAP_ALL].includes(ext) ? 1 : 0;
+    const offered = this.family === 'spapr' ? [C.VFIO_SPAPR_TCE_IOMMU, C.VFIO_SPAPR_TCE_v2_IOMMU] : [C.VFIO_TYPE1_IOMMU, C.VFIO_TYPE1v2_IOMMU, C.VFIO_UNMAP_ALL];
+    return offered.includes(ext) ? 1 : 0;
   }
   setIommu(type: number): void {
     this.live();
     this.k.syscall('ioctl(VFIO_SET_IOMMU)');
     if (this.groups.size === 0 || this.iommu) throw sysError('EINVAL', 'ioctl(VFIO_SET_IOMMU)');
-    if (type !== C.VFIO_TYPE1_IOMMU && type !== C.VFIO_TYPE1v2_IOMMU) throw sysError('ENODEV', 'ioctl(VFIO_SET_IOMMU)');
+    if (this.checkExtensionQuiet(type) === 0) throw sysError('ENODEV', 'ioctl(VFIO_SET_IOMMU)');
     this.iommu = type;
+    if (this.#spapr) {
+      const sp = this.k.spapr;
+      this.windows = [{ start: sp.dma32Start, size: sp.dma32Size, pageShift: 12 }];
+      for (const l of sp.leftovers) this.mappings.push({ iova: l.iova, size: l.size, buffer: new FakeDmaBuffer(Number(l.size), PAGE, -1), offset: 0 });
+    }
+  }
+  private checkExtensionQuiet(ext: number): number {
+    if (ext === C.VFIO_UNMAP_ALL) return 0;
+    return this.family === 'spapr' ? ([C.VFIO_SPAPR_TCE_IOMMU, C.VFIO_SPAPR_TCE_v2_IOMMU].includes(ext) ? 1 : 0) : [C.VFIO_TYPE1_IOMMU, C.VFIO_TYPE1v2_IOMMU].includes(ext) ? 1 : 0;
   }
   type1GetInfo(): N.Type1InfoRaw {
     this.live();
@@ -244,6 +292,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     const b = buffer as FakeDmaBuffer;
     if (b.closed) throw closedError();
     if (offset + size > b.size) throw Object.assign(new RangeError('out of range'), { code: 'ERR_OUT_OF_RANGE' });
+    if (this.#spapr) return this.#spaprMap(b, offset, BigInt(size), iova);
     const min = this.k.type1.pgsizes & -this.k.type1.pgsizes;
     const s = BigInt(size);
     if (s === 0n || iova % min !== 0n || s % min !== 0n || BigInt(offset) % min !== 0n) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_MAP_DMA)');
@@ -261,6 +310,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   unmapDma(iova: bigint, size: bigint, flags: number): bigint {
     this.live();
     this.k.syscall('ioctl(VFIO_IOMMU_UNMAP_DMA)');
+    if (this.#spapr) return this.#spaprUnmap(iova, size);
     const all = (flags & C.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
     if (all && (iova !== 0n || size !== 0n)) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_UNMAP_DMA)');
     const hit = this.mappings.filter((m) => all || (m.iova >= iova && m.iova + m.size <= iova + size));
@@ -276,30 +326,116 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     await new Promise((r) => setImmediate(r));
     return this.unmapDma(iova, size, flags);
   }
+  // --- sPAPR TCE, as Debian's 6.12 ppc64el kernel answered in the guest ---
   spaprGetInfo(): N.SpaprInfoRaw {
+    this.live();
     this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_TCE_GET_INFO)');
-    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_GET_INFO)');
+    if (!this.#spapr) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_GET_INFO)');
+    const sp = this.k.spapr;
+    return {
+      flags: this.#v2 ? C.VFIO_IOMMU_SPAPR_INFO_DDW : 0,
+      dma32WindowStart: sp.dma32Start,
+      dma32WindowSize: sp.dma32Size,
+      ddw: this.#v2 ? { ...sp.ddw } : null,
+    };
   }
   enable(): void {
-    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_ENABLE)');
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_ENABLE)');
+    if (!this.#spapr || this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_ENABLE)');
+    if (this.enabled) throw sysError('EBUSY', 'ioctl(VFIO_IOMMU_ENABLE)');
+    this.enabled = true;
   }
   disable(): void {
-    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_DISABLE)');
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_DISABLE)');
+    if (!this.#spapr || this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_DISABLE)');
+    this.enabled = false;
   }
-  spaprRegisterMemory(): void {
-    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
+  spaprRegisterMemory(buffer: N.NativeDmaBuffer, offset: number, size: number): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
+    if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
+    const b = buffer as FakeDmaBuffer;
+    if (offset % b.pageSize || size % b.pageSize || size === 0) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
+    const same = this.registrations.find((r) => r.buffer === b && r.offset === offset && r.size === size);
+    if (same) throw sysError('EBUSY', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
+    if (this.registrations.some((r) => r.buffer === b && offset < r.offset + r.size && r.offset < offset + size)) {
+      throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
+    }
+    this.registrations.push({ buffer: b, offset, size });
+    this.mmSet = true;
   }
-  spaprUnregisterMemory(): void {
-    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY)');
+  spaprUnregisterMemory(buffer: N.NativeDmaBuffer, offset: number, size: number): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY)');
+    if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY)');
+    // Defect modelled: it succeeds while the memory is still mapped.
+    const i = this.registrations.findIndex((r) => r.buffer === buffer && r.offset === offset && r.size === size);
+    if (i < 0) throw sysError('ENOENT', 'ioctl(VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY)');
+    this.registrations.splice(i, 1);
   }
-  spaprCreateWindow(): bigint {
-    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
+  spaprCreateWindow(pageShift: number, windowSize: bigint, levels: number): bigint {
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
+    if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
+    const ddw = this.k.spapr.ddw;
+    // levels 0 is accepted, as the real kernel did.
+    if (levels > ddw.levels || (ddw.pgsizes & (1n << BigInt(pageShift))) === 0n || (windowSize & (windowSize - 1n)) !== 0n) {
+      throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
+    }
+    if (this.windows.length >= ddw.maxDynamicWindowsSupported) throw sysError('ENOSPC', 'ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
+    const start = this.windows.some((w) => w.start === 0n) ? 1n << 59n : 0n;
+    this.windows.push({ start, size: windowSize, pageShift });
+    return start;
   }
-  spaprRemoveWindow(): void {
-    throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_REMOVE)');
+  spaprRemoveWindow(start: bigint): void {
+    this.live();
+    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_TCE_REMOVE)');
+    if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_REMOVE)');
+    // Any address inside a window removes it, TCEs and all.
+    const w = this.windows.find((x) => start >= x.start && start < x.start + x.size);
+    if (!w) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_SPAPR_TCE_REMOVE)');
+    this.windows = this.windows.filter((x) => x !== w);
+    this.#drop(w.start, w.size);
   }
   eehPeOp(): number {
+    this.live();
+    this.k.syscall('ioctl(VFIO_EEH_PE_OP)');
     throw sysError('ENOTTY', 'ioctl(VFIO_EEH_PE_OP)');
+  }
+  #spaprMap(b: FakeDmaBuffer, offset: number, size: bigint, iova: bigint): void {
+    const name = 'ioctl(VFIO_IOMMU_MAP_DMA)';
+    if (!this.#v2 && !this.enabled) throw sysError('EPERM', name);
+    if (this.#v2 && !this.registrations.some((r) => r.buffer === b && offset >= r.offset && offset + Number(size) <= r.offset + r.size)) {
+      throw sysError('EINVAL', name);
+    }
+    const w = this.windows.find((x) => iova >= x.start && iova < x.start + x.size);
+    if (!w) throw sysError('ENXIO', name);
+    const page = 1n << BigInt(w.pageShift);
+    if (size % page !== 0n || BigInt(offset) % page !== 0n || BigInt(b.pageSize) < page) throw sysError('EINVAL', name);
+    if (iova + size > w.start + w.size) {
+      // v2 oopsed in tce_iommu_unuse_page_v2; v1 returned EINTR.
+      if (this.#v2) this.k.oopses.push(`map of ${size} bytes at ${iova} straddling the window end`);
+      throw sysError('EINTR', name);
+    }
+    // Defect modelled: a misaligned IOVA returns +1 and maps nothing we can name.
+    if (iova % page !== 0n) return;
+    // Defect modelled: a second map of an IOVA silently replaces the first.
+    this.#drop(iova, size);
+    this.mappings.push({ iova, size, buffer: b, offset });
+  }
+  #spaprUnmap(iova: bigint, size: bigint): bigint {
+    const name = 'ioctl(VFIO_IOMMU_UNMAP_DMA)';
+    if (!this.#v2 && !this.enabled) throw sysError('EPERM', name);
+    if (this.#v2 && !this.mmSet) throw sysError('EPERM', name);
+    if (!this.windows.some((w) => iova >= w.start && iova + size <= w.start + w.size)) throw sysError('ENXIO', name);
+    this.#drop(iova, size);
+    // sPAPR echoes the size asked for.
+    return size;
+  }
+  #drop(iova: bigint, size: bigint): void {
+    for (const m of this.mappings.filter((x) => x.iova < iova + size && iova < x.iova + x.size)) this.mappings.splice(this.mappings.indexOf(m), 1);
   }
   protected override onClose(): void {
     // The kernel drops every mapping when the container's last reference goes.
