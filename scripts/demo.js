@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// npm run demo: boot the test guest with one edu device and run the
+// npm run demo: boot a test guest with one edu device and run the
 // TypeScript edu driver (examples/edu/demo.ts) against it.
-//   npm run demo               in the guest
+//   npm run demo               in the x86_64 guest (type1 IOMMU)
+//   npm run demo -- --ppc64    in the ppc64 guest (sPAPR TCE IOMMU), same driver
 //   npm run demo -- <bdf>      on this host, against your edu bound to vfio-pci
 'use strict';
 
@@ -16,7 +17,12 @@ const sh = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit', cwd: root }).
 if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node')) && sh('npm', ['run', 'install']) !== 0) process.exit(1);
 if (sh(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', '.']) !== 0) process.exit(1);
 
-const bdf = process.argv[2];
-process.exitCode = bdf
-  ? sh(process.execPath, [demo, bdf])
-  : sh(path.join(root, 'scripts', 'guest', 'run'), ['--topology', 'single', '--', process.execPath, demo]);
+const arg = process.argv[2];
+if (arg === '--ppc64') {
+  // Debian's ppc64el node in the guest, with the cross-compiled addon.
+  process.exitCode = sh(path.join(root, 'scripts', 'guest-ppc64', 'run'), ['--', 'node', demo]);
+} else if (arg) {
+  process.exitCode = sh(process.execPath, [demo, arg]);
+} else {
+  process.exitCode = sh(path.join(root, 'scripts', 'guest', 'run'), ['--topology', 'single', '--', process.execPath, demo]);
+}

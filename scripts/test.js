@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // npm test: the fast unit tests (fake kernel), the host tests (real /dev/kvm,
 // real memory), then the real-kernel suite inside the QEMU test guest, in one
-// boot. Ends with one line "N passed, N failed" over every suite, and exits
-// non-zero if anything failed, was skipped, or nothing ran.
+// boot, and the sPAPR suite inside the ppc64 test guest, in one boot. Ends
+// with one line "N passed, N failed" over every suite, and exits non-zero if
+// anything failed, was skipped, or nothing ran.
 //
-//   npm test                    all three
-//   npm test -- unit host       only those suites (unit, host, vm)
+//   npm test                    all four
+//   npm test -- unit host       only those suites (unit, host, vm, vm-ppc64)
 //   VFIO_TEST_BDF=0000:01:00.0 npm test -- vm
 //                               the real-kernel suite on this host, against
 //                               your device bound to vfio-pci (no guest)
@@ -63,6 +64,20 @@ function guestSuite() {
   results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-x86_64', status));
 }
 
+// The sPAPR suite in the ppc64 guest: Debian's ppc64el node there runs the
+// host-compiled TypeScript and the cross-compiled addon (VFIO_NATIVE_ADDON,
+// set by the guest). A guest that cannot start counts as a failure.
+function ppc64Suite() {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-ppc64-out-'));
+  fs.chmodSync(out, 0o777);
+  console.log('\n=== sPAPR real-kernel tests in the ppc64 test guest (dist/test/vm-spapr) ===');
+  const inner = `VFIO_TEST_STATS="$VFIO_GUEST_OUT/stats.jsonl" VFIO_TEST_SUITE=guest-ppc64 exec node "${mocha}" --config ${config} 'dist/test/vm-spapr/**/*.test.js'`;
+  const status = sh(path.join(root, 'scripts', 'guest-ppc64', 'run'), ['--out', out, '--', 'sh', '-c', inner]);
+  if (status === 125) console.error('\nthe ppc64 test guest could not run: see the messages above (scripts/guest-ppc64/setup says what to install)');
+  if (status === 124) console.error('\nthe ppc64 test guest timed out: its console is printed above');
+  results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-ppc64', status));
+}
+
 function build() {
   if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node'))) {
     // Through npm, so its nodedir setting (Node's own headers) applies.
@@ -77,6 +92,10 @@ if (run('host')) mochaSuite('host', 'dist/test/host/**/*.test.js');
 if (run('vm')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1') mochaSuite('vm-hardware', 'dist/test/vm/**/*.test.js');
   else guestSuite();
+}
+if (run('vm-ppc64')) {
+  if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1' && process.arch === 'ppc64') mochaSuite('vm-spapr-hardware', 'dist/test/vm-spapr/**/*.test.js');
+  else ppc64Suite();
 }
 
 const total = results.reduce((a, r) => ({ passes: a.passes + r.passes, failures: a.failures + r.failures, pending: a.pending + r.pending }), { passes: 0, failures: 0, pending: 0 });

@@ -1,8 +1,10 @@
 // The edu demo: a real userspace PCI driver in TypeScript, end to end.
 //   node dist/examples/edu/demo.js [bdf]      (default: $VFIO_TEST_BDF)
-// The device must be bound to vfio-pci (`vfio bind <bdf>`).
+// The device must be bound to vfio-pci (`vfio bind <bdf>`). The same code
+// runs on x86 (type1 IOMMU) and on POWER (sPAPR TCE IOMMU): it takes the
+// best IOMMU the container offers.
 
-import { Container, DmaBuffer, Group, hex, sysfs } from '../../lib';
+import { Container, DmaBuffer, hex, SpaprTceIommu, sysfs } from '../../lib';
 import { Edu, EDU_MAX_DMA } from './edu';
 
 async function main(): Promise<void> {
@@ -19,7 +21,14 @@ async function main(): Promise<void> {
   const iommu = container.setIommu();
   console.log(`container: API ${container.apiVersion}, ${iommu.kind} IOMMU, page ${hex(iommu.pageSize)}, group ${group.id}`);
 
-  const edu = new Edu(group.openDevice(bdf));
+  // sPAPR v2 maps only memory registered with it first.
+  if (iommu instanceof SpaprTceIommu && iommu.kind === 'spapr-v2') {
+    iommu.register(src);
+    iommu.register(dst);
+  }
+
+  // QEMU's edu has big-endian registers on a POWER machine.
+  const edu = new Edu(group.openDevice(bdf), { bigEndian: process.arch === 'ppc64' });
   console.log(`ident:     ${hex(edu.ident())}`);
   console.log(`liveness:  ${edu.isAlive() ? 'ok' : 'FAILED'}`);
   console.log(`factorial: 10! = ${await edu.factorial(10)}`);
