@@ -9,9 +9,11 @@
 # Three VTYs: hvc0 the kernel console, hvc1/hvc2 the command's
 # stdout/stderr.
 
+# x-vof: QEMU's minimal Virtual Open Firmware instead of SLOF boots the
+# -kernel directly; a whole `run -- true` takes 10 s instead of 17 s here.
 # The speculation caps default to values TCG cannot provide (QEMU warns at
 # every start); say what TCG does.
-MACHINE=pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off
+MACHINE=pseries,x-vof=on,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off
 KERNEL_CMDLINE="console=hvc0 panic=-1 mitigations=off"
 
 share() {
