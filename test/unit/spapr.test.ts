@@ -97,6 +97,13 @@ describe('sPAPR TCE IOMMU rules', () => {
       other.close();
     });
 
+    it('refuses an EEH operation the kernel does not offer, before the ioctl', () => {
+      const iommu = setUp('spapr-v2');
+      assert.equal(iommu.eehSupported, false);
+      throwsCode(() => iommu.eehPeOp(fake.k.constants.VFIO_EEH), 'ERR_VFIO_IOMMU_UNSUPPORTED', /VFIO_EEH/);
+      assert.equal(calls('VFIO_EEH_PE_OP'), 0);
+    });
+
     it('refuses a dma32PageSize that is not a power of two', () => {
       throwsCode(() => container.setIommu('spapr-v2', { dma32PageSize: 3000 }), 'ERR_VFIO_INVALID_ARG');
     });
