@@ -18,6 +18,7 @@ gyp_field() {
 node_include() {
 	local d
 	for d in "$(dirname "$(dirname "$(command -v node)")")/include/node" /usr/include/node \
+		"${HOME:-/root}/.cache/node-gyp/$(node -p process.versions.node)/include/node" \
 		"$PROJECT_ROOT/node_modules/node-api-headers/include"; do
 		[ -f "$d/node_api.h" ] && { echo "$d"; return 0; }
 	done
