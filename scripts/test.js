@@ -72,7 +72,7 @@ function ppc64Suite() {
   fs.chmodSync(out, 0o777);
   console.log('\n=== sPAPR real-kernel tests in the ppc64 test guest (dist/test/vm-spapr) ===');
   const inner = `VFIO_TEST_STATS="$VFIO_GUEST_OUT/stats.jsonl" VFIO_TEST_SUITE=guest-ppc64 exec node "${mocha}" --config ${config} 'dist/test/vm-spapr/**/*.test.js'`;
-  const status = sh(path.join(root, 'scripts', 'guest-ppc64', 'run'), ['--out', out, '--', 'sh', '-c', inner]);
+  const status = sh(path.join(root, 'scripts', 'guest-ppc64', 'run'), ['--hugepages', '4', '--out', out, '--', 'sh', '-c', inner]);
   if (status === 125) console.error('\nthe ppc64 test guest could not run: see the messages above (scripts/guest-ppc64/setup says what to install)');
   if (status === 124) console.error('\nthe ppc64 test guest timed out: its console is printed above');
   results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-ppc64', status));

@@ -99,6 +99,17 @@ describe('edu DMA through sPAPR TCE windows (real kernel)', () => {
       assert.deepEqual(s.iommu.dmaWindows.map((x) => x.start), [0n]);
     });
 
+    it('maps 2 MiB huge-page memory through a 64 KiB-page window and DMAs through it', async () => {
+      s = openSpapr('spapr-v2');
+      // The guest reserves 2 MiB pages (scripts/test.js: run --hugepages).
+      const huge = s.buffer(2 << 20, { hugePageSize: 2 << 20 });
+      s.iommu.register(huge);
+      const w = s.iommu.createWindow({ pageSize: 0x10000, size: GiB / 4n });
+      const a = s.iommu.map(huge, { iova: w.start, size: 0x10000 });
+      const b = s.iommu.map(huge, { iova: w.start + 0x100000n, offset: 0x10000, size: 0x10000 });
+      await roundTrip(s.edu(), { iova: a.iova, bytes: huge.bytes(0, 0x10000) }, { iova: b.iova, bytes: huge.bytes(0x10000, 0x10000) }, EDU_MAX_DMA);
+    });
+
     it('removes the default window and creates one at 0 in its place; DMA works through it', async () => {
       const { s, src, dst } = setUp();
       s.iommu.removeWindow(s.iommu.dmaWindows[0]);

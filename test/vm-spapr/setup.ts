@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { Container, DmaBuffer, type Group, type SpaprTceIommu } from '../../lib';
+import { Container, DmaBuffer, type DmaBufferOptions, type Group, type SpaprTceIommu } from '../../lib';
 import { Edu } from '../../examples/edu/edu';
 import { isEdu, testEnv } from '../vm/env';
 
@@ -17,7 +17,7 @@ export interface Spapr {
   /** Opened on first use. */
   edu(): Edu;
   /** A buffer closed after the container. */
-  buffer(size?: number): DmaBuffer;
+  buffer(size?: number, options?: DmaBufferOptions): DmaBuffer;
   close(): void;
 }
 
@@ -37,8 +37,8 @@ export function openSpapr(kind: 'spapr' | 'spapr-v2'): Spapr {
       iommu,
       // edu's registers are big-endian on this QEMU target: the driver's business, not the library's.
       edu: () => (edu ??= new Edu(group.openDevice(env.bdf), { bigEndian: process.arch === 'ppc64' })),
-      buffer(size = 0x10000) {
-        const b = DmaBuffer.allocate(size);
+      buffer(size = 0x10000, options = {}) {
+        const b = DmaBuffer.allocate(size, options);
         buffers.push(b);
         return b;
       },
