@@ -27,7 +27,6 @@ export class DmaMapping extends Resource {
   readonly readable: boolean;
   /** The device may write the memory (VFIO_DMA_MAP_FLAG_WRITE). */
   readonly writable: boolean;
-  readonly description: string;
 
   /** @internal Created by an Iommu only. */
   constructor(init: DmaMappingInit) {
@@ -39,7 +38,11 @@ export class DmaMapping extends Resource {
     this.size = init.size;
     this.readable = init.readable;
     this.writable = init.writable;
-    this.description = `DMA mapping at iova ${hex(init.iova)} (${hex(init.size)} bytes)`;
+  }
+
+  // Built on demand: maps are a hot path, messages are not.
+  get description(): string {
+    return `DMA mapping at iova ${hex(this.iova)} (${hex(this.size)} bytes)`;
   }
 
   /** One past the last IOVA. */

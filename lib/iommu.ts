@@ -6,7 +6,7 @@
 import type { DmaBuffer } from './dma-buffer';
 import { DmaMapping } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
-import { hex, IOVA_LIMIT, isAligned, overlaps, toSafeSize, toU64 } from './iova';
+import { hex, IOVA_LIMIT, isAligned, toSafeSize, toU64 } from './iova';
 import { native, type NativeContainer } from './native';
 import { memlockHint } from './hints';
 
@@ -55,7 +55,7 @@ export abstract class Iommu {
   readonly #owner: IommuOwner;
   protected readonly container: NativeContainer;
   /** Live and in-flight mappings, sorted by IOVA. */
-  #mappings: DmaMapping[] = [];
+  readonly #mappings: DmaMapping[] = [];
   readonly #pending = new Set<DmaMapping>();
 
   protected constructor(owner: IommuOwner, container: NativeContainer) {
@@ -269,7 +269,11 @@ export abstract class Iommu {
   protected checkLimit(_live: number): void {}
 
   #checkOverlap(iova: bigint, size: bigint): void {
-    const hit = this.#mappings.find((m) => overlaps(iova, size, m.iova, m.size));
+    // Sorted and disjoint: only the neighbours of the insertion point can overlap.
+    const i = this.#lowerBound(iova);
+    const prev = this.#mappings[i - 1];
+    const next = this.#mappings[i];
+    const hit = prev && prev.end > iova ? prev : next && next.iova < iova + size ? next : undefined;
     if (hit) {
       throw new VfioError(
         RuleCode.OVERLAP,
@@ -278,21 +282,41 @@ export abstract class Iommu {
     }
   }
 
+  /** Index of the first mapping at or above `iova`. */
+  #lowerBound(iova: bigint): number {
+    const ms = this.#mappings;
+    let lo = 0;
+    let hi = ms.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ms[mid].iova < iova) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   #insert(m: DmaMapping): void {
-    const i = this.#mappings.findIndex((x) => x.iova > m.iova);
-    if (i < 0) this.#mappings.push(m);
-    else this.#mappings.splice(i, 0, m);
+    this.#mappings.splice(this.#lowerBound(m.iova), 0, m);
+  }
+
+  #isLive(m: DmaMapping): boolean {
+    return this.#mappings[this.#lowerBound(m.iova)] === m;
+  }
+
+  #remove(m: DmaMapping): void {
+    const i = this.#lowerBound(m.iova);
+    if (this.#mappings[i] === m) this.#mappings.splice(i, 1);
   }
 
   #forget(m: DmaMapping): void {
-    this.#mappings = this.#mappings.filter((x) => x !== m);
+    this.#remove(m);
     m.buffer.removeUser(m);
   }
 
   #victims(target: DmaMapping | IovaRangeSpec): { victims: DmaMapping[]; iova: bigint; size: bigint } {
     this.#owner.assertUsable();
     if (target instanceof DmaMapping) {
-      if (target.iommu !== this || !this.#mappings.includes(target)) {
+      if (target.iommu !== this || !this.#isLive(target)) {
         throw new VfioError(RuleCode.NO_MAPPING, `${target.description} is not live in the ${this.description}`);
       }
       this.#assertNotPending([target]);
@@ -304,7 +328,11 @@ export abstract class Iommu {
     const iova = toU64(target.iova, 'iova');
     const size = toU64(target.size, 'size');
     if (size === 0n) throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: an unmap needs a size > 0`);
-    const inside = this.#mappings.filter((m) => overlaps(iova, size, m.iova, m.size));
+    const inside: DmaMapping[] = [];
+    const first = this.#lowerBound(iova);
+    const before = this.#mappings[first - 1];
+    if (before && before.end > iova) inside.push(before);
+    for (let i = first; i < this.#mappings.length && this.#mappings[i].iova < iova + size; i++) inside.push(this.#mappings[i]);
     const cut = inside.find((m) => m.iova < iova || m.end > iova + size);
     if (cut) {
       throw new VfioError(
@@ -336,7 +364,7 @@ export abstract class Iommu {
   #settleUnmap(victims: DmaMapping[], unmapped: bigint): void {
     const expected = victims.reduce((n, m) => n + m.size, 0n);
     for (const m of victims) {
-      this.#mappings = this.#mappings.filter((x) => x !== m);
+      this.#remove(m);
       m.markUnmapped();
     }
     if (unmapped !== expected) {

@@ -19,6 +19,7 @@ const leaked = new FinalizationRegistry<{ what: string; close: () => void }>((he
 export abstract class Resource implements Disposable {
   #closed = false;
   #closing = false;
+  #tracked = false;
 
   /** What the object is, for messages: 'group 12', 'device 0000:00:03.0'. */
   abstract readonly description: string;
@@ -30,6 +31,7 @@ export abstract class Resource implements Disposable {
   /** Arms the safety net with a closer over native handles only. */
   protected track(closeNative: () => void): void {
     leaked.register(this, { what: this.description, close: closeNative }, this);
+    this.#tracked = true;
   }
 
   /** Throws ERR_VFIO_CLOSED if this object (or a parent) is closed. */
@@ -54,14 +56,14 @@ export abstract class Resource implements Disposable {
     } finally {
       this.#closed = true;
       this.#closing = false;
-      leaked.unregister(this);
+      if (this.#tracked) leaked.unregister(this);
     }
   }
 
   /** Record that the kernel object is already gone (a parent released it). */
   protected markClosed(): void {
     this.#closed = true;
-    leaked.unregister(this);
+    if (this.#tracked) leaked.unregister(this);
   }
 
   [Symbol.dispose](): void {
