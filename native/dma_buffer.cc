@@ -62,11 +62,9 @@ void DmaMemory::Unmap() {
 }
 
 void DmaBuffer::Init(Napi::Env env, Napi::Object exports) {
-  Define(env, {
-                  InstanceAccessor("size", &DmaBuffer::GetSize, nullptr, napi_enumerable),
-                  InstanceAccessor("pageSize", &DmaBuffer::GetPageSize, nullptr, napi_enumerable),
-                  InstanceMethod("arrayBuffer", &DmaBuffer::GetArrayBuffer),
-              });
+  Napi::Function constructor = Define(env, {InstanceMethod("arrayBuffer", &DmaBuffer::GetArrayBuffer)});
+  DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetSize>(constructor, "size");
+  DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetPageSize>(constructor, "pageSize");
   exports.Set("allocDmaBuffer", Napi::Function::New(env, Alloc, "allocDmaBuffer"));
   exports.Set("createMemfdBuffer", Napi::Function::New(env, CreateMemfd, "createMemfdBuffer"));
   exports.Set("mapFdBuffer", Napi::Function::New(env, MapFd, "mapFdBuffer"));

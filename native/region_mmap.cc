@@ -15,11 +15,11 @@ void RegionMapping::Init(Napi::Env env, Napi::Object) {
   Napi::Function constructor =
       DefineClass(env, kClassName,
                   {
-                      InstanceAccessor("size", &RegionMapping::GetSize, nullptr, napi_enumerable),
                       InstanceMethod("read", &RegionMapping::Read),
                       InstanceMethod("write", &RegionMapping::Write),
                       InstanceMethod("close", &RegionMapping::Close),
                   });
+  DefineGetter<RegionMapping, RegionMapping, &RegionMapping::GetSize>(constructor, "size");
   RegisterClass<RegionMapping>(env, constructor);
 }
 
@@ -27,8 +27,6 @@ RegionMapping::RegionMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   GuardConstruction(info);
   info.This().As<Napi::Object>().TypeTag(&kTypeTag);
 }
-
-RegionMapping* RegionMapping::Unwrap(Napi::Object object) { return CheckedUnwrap<RegionMapping>(object); }
 
 Napi::Object RegionMapping::Create(Napi::Env env, int fd, off_t offset, uint64_t size, int prot) {
   void* addr = ::mmap(nullptr, size, prot, MAP_SHARED, fd, offset);

@@ -21,8 +21,6 @@ class RegionMapping : public Napi::ObjectWrap<RegionMapping> {
   // when the device stops decoding memory, which no check here can see.
   static Napi::Object Create(Napi::Env env, int fd, off_t offset, uint64_t size, int prot);
 
-  static RegionMapping* Unwrap(Napi::Object object);
-
   explicit RegionMapping(const Napi::CallbackInfo& info);
   ~RegionMapping() override { Unmap(); }
 

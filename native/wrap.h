@@ -70,15 +70,31 @@ T* NewWrapped(Napi::Env env, Napi::Object* object) {
   throw Napi::Error::New(env, "vfio: class not registered");
 }
 
-// node-addon-api dispatches every method and accessor through T::Unwrap(this);
-// each class routes that here, so `Container.prototype.x.call(otherObject)`
-// is a TypeError instead of a native object of the wrong type.
+// A type-tag check before the unwrap: a foreign or look-alike object is a
+// TypeError instead of a native object of the wrong type.
 template <class T>
 T* CheckedUnwrap(Napi::Object object) {
   if (!object.IsObject() || !object.CheckTypeTag(&T::kTypeTag)) {
     ThrowTypeError(object.Env(), std::string("Illegal invocation: receiver is not a ") + T::kClassName);
   }
   return Napi::ObjectWrap<T>::Unwrap(object);
+}
+
+// node-addon-api dispatches methods and accessors through T::Unwrap(this),
+// which stays the plain unwrap: napi_define_class gives methods the class's
+// V8 signature, so V8 itself rejects a foreign receiver ("Illegal
+// invocation") before we run, and the tag check would double the cost of
+// every call. Accessors get no such check from V8, so every getter is
+// defined through DefineGetter, which checks the tag itself.
+template <class T, class C, Napi::Value (C::*Getter)(const Napi::CallbackInfo&)>
+Napi::Value CheckedGetter(const Napi::CallbackInfo& info) {
+  return (static_cast<C*>(CheckedUnwrap<T>(info.This().As<Napi::Object>()))->*Getter)(info);
+}
+
+template <class T, class C, Napi::Value (C::*Getter)(const Napi::CallbackInfo&)>
+void DefineGetter(Napi::Function constructor, const char* name) {
+  Napi::Object prototype = constructor.Get("prototype").As<Napi::Object>();
+  prototype.DefineProperty(Napi::PropertyDescriptor::Accessor<CheckedGetter<T, C, Getter>>(name, napi_enumerable));
 }
 
 template <class T>
@@ -114,8 +130,6 @@ class FdWrap : public Napi::ObjectWrap<T>, public FdHolder {
     info.This().As<Napi::Object>().TypeTag(&T::kTypeTag);
   }
 
-  static T* Unwrap(Napi::Object object) { return CheckedUnwrap<T>(object); }
-
   int HeldFd() const override { return fd_ ? fd_->Get() : -1; }
   bool Closed() const override { return !fd_; }
   const char* ClassName() const override { return T::kClassName; }
@@ -132,9 +146,9 @@ class FdWrap : public Napi::ObjectWrap<T>, public FdHolder {
   using Base = FdWrap<T>;
 
   static Napi::Function Define(Napi::Env env, std::vector<typename Napi::ObjectWrap<T>::PropertyDescriptor> props) {
-    props.push_back(Napi::ObjectWrap<T>::InstanceAccessor("fd", &FdWrap::GetFd, nullptr, napi_enumerable));
     props.push_back(Napi::ObjectWrap<T>::InstanceMethod("close", &FdWrap::Close));
     Napi::Function constructor = Napi::ObjectWrap<T>::DefineClass(env, T::kClassName, props);
+    DefineGetter<T, FdWrap, &FdWrap::GetFd>(constructor, "fd");
     RegisterClass<T>(env, constructor);
     return constructor;
   }

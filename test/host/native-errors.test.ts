@@ -119,6 +119,30 @@ describe('native: argument checks', () => {
     }
   });
 
+  it('a method or getter called on a foreign receiver is a TypeError, never a wrong-type object', () => {
+    // Methods rely on V8's receiver check (the class signature napi_define_class
+    // sets); getters check the type tag themselves. Both must hold.
+    const notVfio = native.openContainer('/dev/null');
+    const buffer = native.allocDmaBuffer(4096, 0);
+    const eventfd = native.createEventFd();
+    try {
+      const containerProto = Object.getPrototypeOf(notVfio);
+      const bufferProto = Object.getPrototypeOf(buffer);
+      for (const self of [eventfd, buffer, {}, Object.create(containerProto)]) {
+        assert.throws(() => containerProto.getApiVersion.call(self), { name: 'TypeError', message: /Illegal invocation/ });
+        assert.throws(() => containerProto.close.call(self), { name: 'TypeError', message: /Illegal invocation/ });
+      }
+      const getSize = Object.getOwnPropertyDescriptor(bufferProto, 'size')!.get!;
+      assert.throws(() => getSize.call(eventfd), { name: 'TypeError', message: /receiver is not a DmaBuffer/ });
+      assert.throws(() => getSize.call(Object.create(bufferProto)), { name: 'TypeError' });
+      assert.equal(getSize.call(buffer), 4096);
+    } finally {
+      eventfd.close();
+      buffer.close();
+      notVfio.close();
+    }
+  });
+
   it('classes cannot be constructed from JS', () => {
     const eventfd = native.createEventFd();
     try {
