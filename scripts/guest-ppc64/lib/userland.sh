@@ -4,9 +4,11 @@
 # setup.
 
 # Node >= 20.19 (mocha 12, Symbol.dispose): trixie has 20.19; bookworm's 18
-# is too old. "stable" is the same release under another name, tried when a
-# mirror serves trixie's index mid-sync.
-USERLAND_SUITES=(${VFIO_PPC64_USERLAND_SUITE:-trixie stable})
+# is too old. A mirror mid-sync can serve an index whose versions its pool
+# does not have yet (seen: trixie's libc6 +deb13u5 listed, 404 on download):
+# "stable" is the same pool under another name, so the fallbacks are testing
+# and unstable (Node 24), whose pools are their own.
+USERLAND_SUITES=(${VFIO_PPC64_USERLAND_SUITE:-trixie testing unstable})
 USERLAND_PACKAGES=(nodejs busybox-static)
 
 # userland_plan — "package version" lines of what an install of
