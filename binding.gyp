@@ -14,6 +14,7 @@
         "native/group.cc",
         "native/device.cc",
         "native/region_mmap.cc",
+        "native/mapped_memory.cc",
         "native/dma_buffer.cc",
         "native/eventfd.cc",
         "native/kvm.cc",

@@ -189,6 +189,13 @@ export interface NativeRegionMapping {
    */
   read(offset: number, width: AccessWidth): number | bigint;
   write(offset: number, width: AccessWidth, value: number | bigint): void;
+  /**
+   * The mapping as an external ArrayBuffer (one per mapping), for accesses
+   * without a native call each; close() detaches it. Only for a mapping
+   * made with PROT_READ | PROT_WRITE (ERR_VFIO_REGION_ACCESS otherwise): a
+   * store into a read-only one would fault the process.
+   */
+  arrayBuffer(): ArrayBuffer;
   /** munmap; idempotent. */
   close(): void;
 }

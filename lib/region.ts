@@ -1,6 +1,15 @@
 // A device region (a BAR, config space...). Access goes through the device
 // fd at exact widths (pread/pwrite), or through an mmap of a mappable part
 // with exact-width volatile accessors. Offsets are relative to the region.
+//
+// An mmap made writable is reached through typed-array views of it, with no
+// native call per access: a load is Atomics.load (one access of exactly the
+// width that the JIT never merges, hoists or elides: JS's volatile load); a
+// store is a plain element store (one store of exactly the width, which V8
+// never eliminates; Atomics.store would be a locked xchg on x86, and that
+// read-modify-write is a read a device register must not see). A read-only
+// mmap goes through the addon's volatile accessors, because a store through
+// a view of it would fault the process.
 
 import type { Device } from './device';
 import { RuleCode, VfioError, rethrow } from './errors';
@@ -127,7 +136,7 @@ export class Region {
     } catch (e) {
       rethrow(e, `${this.description}: mmap of ${hex(offset)}+${hex(size)}`);
     }
-    const mapping = new RegionMapping(this, offset, handle, () => this.#mappings.delete(mapping));
+    const mapping = new RegionMapping(this, offset, handle, writable, () => this.#mappings.delete(mapping));
     this.#mappings.add(mapping);
     return mapping;
   }
@@ -169,6 +178,9 @@ export class Region {
   }
 }
 
+// Node 20's V8 refuses typed arrays over more than 2^32 elements.
+const maxViewBytes = 2 ** 32;
+
 /** An mmap of part of a region; offsets relative to the region start. */
 export class RegionMapping extends Resource {
   readonly region: Region;
@@ -178,9 +190,14 @@ export class RegionMapping extends Resource {
   readonly description: string;
   readonly #native: NativeRegionMapping;
   readonly #onClose: () => void;
+  // Views of a read-write mapping (detached by close()), else null.
+  readonly #u8: Uint8Array | null = null;
+  readonly #u16: Uint16Array | null = null;
+  readonly #u32: Uint32Array | null = null;
+  readonly #u64: BigUint64Array | null = null;
 
   /** @internal Created by Region.mmap(). */
-  constructor(region: Region, offset: number, handle: NativeRegionMapping, onClose: () => void) {
+  constructor(region: Region, offset: number, handle: NativeRegionMapping, writable: boolean, onClose: () => void) {
     super();
     this.region = region;
     this.offset = offset;
@@ -189,35 +206,61 @@ export class RegionMapping extends Resource {
     this.#onClose = onClose;
     this.description = `mmap of ${region.description} at ${hex(offset)}`;
     this.track(() => handle.close());
+    // A BAR past V8's typed-array limits keeps the native accessors.
+    if (writable && handle.size <= maxViewBytes) {
+      const ab = handle.arrayBuffer();
+      this.#u8 = new Uint8Array(ab);
+      this.#u16 = new Uint16Array(ab);
+      this.#u32 = new Uint32Array(ab);
+      this.#u64 = new BigUint64Array(ab);
+    }
   }
 
   read8(offset: number): number {
-    return this.#read(offset, 1) as number;
+    const at = this.#at(offset, 1);
+    return this.#u8 ? Atomics.load(this.#u8, at) : (this.#native.read(at, 1) as number);
   }
   read16(offset: number): number {
-    return this.#read(offset, 2) as number;
+    const at = this.#at(offset, 2);
+    return this.#u16 ? Atomics.load(this.#u16, at / 2) : (this.#native.read(at, 2) as number);
   }
   read32(offset: number): number {
-    return this.#read(offset, 4) as number;
+    const at = this.#at(offset, 4);
+    return this.#u32 ? Atomics.load(this.#u32, at / 4) : (this.#native.read(at, 4) as number);
   }
   read64(offset: number): bigint {
-    return this.#read(offset, 8) as bigint;
+    const at = this.#at(offset, 8);
+    return this.#u64 ? Atomics.load(this.#u64, at / 8) : (this.#native.read(at, 8) as bigint);
   }
   write8(offset: number, value: number): void {
-    this.#write(offset, 1, value);
+    const at = this.#at(offset, 1);
+    checkValue(value, 1);
+    if (this.#u8) this.#u8[at] = value;
+    else this.#native.write(at, 1, value);
   }
   write16(offset: number, value: number): void {
-    this.#write(offset, 2, value);
+    const at = this.#at(offset, 2);
+    checkValue(value, 2);
+    if (this.#u16) this.#u16[at / 2] = value;
+    else this.#native.write(at, 2, value);
   }
   write32(offset: number, value: number): void {
-    this.#write(offset, 4, value);
+    const at = this.#at(offset, 4);
+    checkValue(value, 4);
+    if (this.#u32) this.#u32[at / 4] = value;
+    else this.#native.write(at, 4, value);
   }
   write64(offset: number, value: bigint): void {
-    this.#write(offset, 8, value);
+    const at = this.#at(offset, 8);
+    checkValue(value, 8);
+    if (this.#u64) this.#u64[at / 8] = value;
+    else this.#native.write(at, 8, value);
   }
 
-  // Checked here for our error codes, and again natively so that nothing
-  // can ever fault the process.
+  // Checked here for our error codes, and again natively or by the views'
+  // own bounds, so that nothing can ever fault the process. `at` is a
+  // multiple of the width, so at / width is exact (a shift would wrap past
+  // 4 GiB).
   #at(offset: number, width: AccessWidth): number {
     this.assertOpen();
     const at = offset - this.offset;
@@ -228,16 +271,6 @@ export class RegionMapping extends Resource {
       );
     }
     return at;
-  }
-
-  #read(offset: number, width: AccessWidth): number | bigint {
-    return this.#native.read(this.#at(offset, width), width);
-  }
-
-  #write(offset: number, width: AccessWidth, value: number | bigint): void {
-    const at = this.#at(offset, width);
-    checkValue(value, width);
-    this.#native.write(at, width, value);
   }
 
   protected override release(): void {

@@ -69,7 +69,7 @@ class MapWorker : public IoctlWorker<vfio_iommu_type1_dma_map> {
  private:
   DmaBuffer* buffer_;
   Napi::ObjectReference buffer_ref_;
-  std::shared_ptr<DmaMemory> memory_;
+  std::shared_ptr<MappedMemory> memory_;
 };
 
 class UnmapWorker : public IoctlWorker<vfio_iommu_type1_dma_unmap> {

@@ -47,19 +47,13 @@ size_t CheckAllocation(Napi::Env env, uint64_t size, uint64_t huge_page_size) {
   return page;
 }
 
-std::shared_ptr<DmaMemory> Mmap(Napi::Env env, size_t size, int flags, int fd, off_t offset) {
+std::shared_ptr<MappedMemory> Mmap(Napi::Env env, size_t size, int flags, int fd, off_t offset) {
   void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, offset);
   if (addr == MAP_FAILED) ThrowSystemError(env, errno, "mmap");
-  return std::make_shared<DmaMemory>(addr, size);
+  return std::make_shared<MappedMemory>(addr, size);
 }
 
 }  // namespace
-
-void DmaMemory::Unmap() {
-  if (addr_ == nullptr) return;
-  ::munmap(addr_, size_);
-  addr_ = nullptr;
-}
 
 void DmaBuffer::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function constructor = Define(env, {InstanceMethod("arrayBuffer", &DmaBuffer::GetArrayBuffer)});
@@ -70,12 +64,12 @@ void DmaBuffer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapFdBuffer", Napi::Function::New(env, MapFd, "mapFdBuffer"));
 }
 
-Napi::Object DmaBuffer::Wrap(Napi::Env env, std::shared_ptr<DmaMemory> memory, Fd fd, size_t page_size) {
+Napi::Object DmaBuffer::Wrap(Napi::Env env, std::shared_ptr<MappedMemory> memory, Fd fd, size_t page_size) {
   Napi::Object object;
   DmaBuffer* buffer = NewWrapped<DmaBuffer>(env, &object);
   buffer->size_ = memory->size();
   buffer->page_size_ = page_size;
-  buffer->memory_ = std::move(memory);
+  buffer->memory_ = ExposedMemory(std::move(memory));
   buffer->Adopt(std::move(fd));
   return object;
 }
@@ -104,7 +98,7 @@ Napi::Value DmaBuffer::CreateMemfd(const Napi::CallbackInfo& info) {
   // The fd is visible to JS; a shrink through it would turn our own mapping
   // into SIGBUS on the next touch, so forbid shrinking for good.
   if (::fcntl(fd.Get(), F_ADD_SEALS, F_SEAL_SHRINK) < 0) ThrowSystemError(env, errno, "fcntl");
-  std::shared_ptr<DmaMemory> memory = Mmap(env, size, MAP_SHARED, fd.Get(), 0);
+  std::shared_ptr<MappedMemory> memory = Mmap(env, size, MAP_SHARED, fd.Get(), 0);
   return Wrap(env, std::move(memory), std::move(fd), page);
 }
 
@@ -130,7 +124,7 @@ Napi::Value DmaBuffer::MapFd(const Napi::CallbackInfo& info) {
   struct statfs fs;
   if (::fstatfs(fd.Get(), &fs) < 0) ThrowSystemError(env, errno, "fstatfs");
   size_t page = fs.f_type == HUGETLBFS_MAGIC ? static_cast<size_t>(fs.f_bsize) : SystemPageSize();
-  std::shared_ptr<DmaMemory> memory = Mmap(env, size, MAP_SHARED, fd.Get(), static_cast<off_t>(offset));
+  std::shared_ptr<MappedMemory> memory = Mmap(env, size, MAP_SHARED, fd.Get(), static_cast<off_t>(offset));
   return Wrap(env, std::move(memory), std::move(fd), page);
 }
 
@@ -140,7 +134,7 @@ uint64_t DmaBuffer::Vaddr(Napi::Env env, uint64_t offset, uint64_t size) const {
     ThrowRangeError(env, "The range [" + std::to_string(offset) + ", " + std::to_string(offset + size) +
                              ") is out of range. It must lie inside the buffer (" + std::to_string(size_) + " bytes)");
   }
-  return reinterpret_cast<uintptr_t>(memory_->addr()) + offset;
+  return reinterpret_cast<uintptr_t>(memory_.memory()->addr()) + offset;
 }
 
 Napi::Value DmaBuffer::GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), size_); }
@@ -152,40 +146,13 @@ Napi::Value DmaBuffer::GetPageSize(const Napi::CallbackInfo& info) {
 Napi::Value DmaBuffer::GetArrayBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (Closed()) ThrowClosed(env, kClassName);
-  if (!array_buffer_.IsEmpty()) {
-    Napi::ArrayBuffer existing = array_buffer_.Value();
-    if (!existing.IsEmpty()) return existing;
-  }
-  // The ArrayBuffer co-owns the memory: collecting this wrapper while JS
-  // still holds the ArrayBuffer must not unmap what it points at.
-  using Owner = std::shared_ptr<DmaMemory>;
-  auto owner = std::make_unique<Owner>(memory_);
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
-      env, memory_->addr(), size_, [](Napi::Env, void*, Owner* hint) { delete hint; }, owner.get());
-  owner.release();
-  array_buffer_ = Napi::Weak(ab);
-  return ab;
+  return memory_.ArrayBuffer(env);
 }
 
 void DmaBuffer::Release() {
   if (Closed()) return;
   if (busy_ > 0) ThrowSystemError(Env(), EBUSY, "munmap");
-  bool unmap = true;
-  if (!array_buffer_.IsEmpty()) {
-    Napi::ArrayBuffer ab = array_buffer_.Value();
-    if (!ab.IsEmpty()) {
-      // Detached by someone else means the memory was handed on (transfer):
-      // its new holder keeps it mapped until it is collected.
-      if (ab.IsDetached()) {
-        unmap = false;
-      } else {
-        ab.Detach();
-      }
-    }
-    array_buffer_.Reset();
-  }
-  if (unmap) memory_->Unmap();
-  memory_.reset();
+  memory_.Release();
   fd_.reset();
 }
 

@@ -9,27 +9,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "mapped_memory.h"
 #include "wrap.h"
 
 namespace vfio {
-
-// One mmap, shared by the DmaBuffer, its ArrayBuffer's finalizer and any
-// in-flight async map: whichever lets go last unmaps (unless close() did).
-class DmaMemory {
- public:
-  DmaMemory(void* addr, size_t size) : addr_(static_cast<uint8_t*>(addr)), size_(size) {}
-  DmaMemory(const DmaMemory&) = delete;
-  DmaMemory& operator=(const DmaMemory&) = delete;
-  ~DmaMemory() { Unmap(); }
-
-  uint8_t* addr() const { return addr_; }
-  size_t size() const { return size_; }
-  void Unmap();
-
- private:
-  uint8_t* addr_;
-  size_t size_;
-};
 
 class DmaBuffer : public FdWrap<DmaBuffer> {
  public:
@@ -44,9 +27,9 @@ class DmaBuffer : public FdWrap<DmaBuffer> {
   uint64_t Vaddr(Napi::Env env, uint64_t offset, uint64_t size) const;
 
   // An async map holds the buffer busy: close() refuses with EBUSY meanwhile.
-  std::shared_ptr<DmaMemory> BeginUse() {
+  std::shared_ptr<MappedMemory> BeginUse() {
     ++busy_;
-    return memory_;
+    return memory_.memory();
   }
   void EndUse() { --busy_; }
 
@@ -54,17 +37,16 @@ class DmaBuffer : public FdWrap<DmaBuffer> {
   static Napi::Value Alloc(const Napi::CallbackInfo& info);
   static Napi::Value CreateMemfd(const Napi::CallbackInfo& info);
   static Napi::Value MapFd(const Napi::CallbackInfo& info);
-  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<DmaMemory> memory, Fd fd, size_t page_size);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<MappedMemory> memory, Fd fd, size_t page_size);
 
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value GetPageSize(const Napi::CallbackInfo& info);
   Napi::Value GetArrayBuffer(const Napi::CallbackInfo& info);
   void Release() override;
 
-  std::shared_ptr<DmaMemory> memory_;
+  ExposedMemory memory_;
   size_t size_ = 0;
   size_t page_size_ = 0;
-  Napi::Reference<Napi::ArrayBuffer> array_buffer_;  // weak
   int busy_ = 0;
 };
 

@@ -17,6 +17,7 @@ void RegionMapping::Init(Napi::Env env, Napi::Object) {
                   {
                       InstanceMethod("read", &RegionMapping::Read),
                       InstanceMethod("write", &RegionMapping::Write),
+                      InstanceMethod("arrayBuffer", &RegionMapping::GetArrayBuffer),
                       InstanceMethod("close", &RegionMapping::Close),
                   });
   DefineGetter<RegionMapping, RegionMapping, &RegionMapping::GetSize>(constructor, "size");
@@ -34,7 +35,7 @@ Napi::Object RegionMapping::Create(Napi::Env env, int fd, off_t offset, uint64_t
   Napi::Object object;
   try {
     RegionMapping* mapping = NewWrapped<RegionMapping>(env, &object);
-    mapping->addr_ = static_cast<uint8_t*>(addr);
+    mapping->memory_ = ExposedMemory(std::make_shared<MappedMemory>(addr, size));
     mapping->size_ = size;
     mapping->prot_ = prot;
   } catch (...) {
@@ -44,10 +45,9 @@ Napi::Object RegionMapping::Create(Napi::Env env, int fd, off_t offset, uint64_t
   return object;
 }
 
-void RegionMapping::Unmap() {
-  if (addr_ == nullptr) return;
-  ::munmap(addr_, size_);
-  addr_ = nullptr;
+uint8_t* RegionMapping::Addr(Napi::Env env) const {
+  if (memory_.Released()) ThrowClosed(env, kClassName);
+  return memory_.memory()->addr();
 }
 
 volatile uint8_t* RegionMapping::Slot(const Napi::CallbackInfo& info, uint64_t offset, unsigned width,
@@ -62,7 +62,7 @@ volatile uint8_t* RegionMapping::Slot(const Napi::CallbackInfo& info, uint64_t o
     const char* missing = needed_prot == PROT_READ ? "PROT_READ" : "PROT_WRITE";
     ThrowCodedError(env, "ERR_VFIO_REGION_ACCESS", std::string("The mapping was not made with ") + missing);
   }
-  return addr_ + offset;
+  return Addr(env) + offset;
 }
 
 Napi::Value RegionMapping::GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), size_); }
@@ -71,7 +71,7 @@ Napi::Value RegionMapping::GetSize(const Napi::CallbackInfo& info) { return Napi
 // registers care about the access size, so no memcpy, no splitting.
 Napi::Value RegionMapping::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (addr_ == nullptr) ThrowClosed(env, kClassName);
+  Addr(env);
   uint64_t offset = ArgSafeUint(info, 0, "offset");
   unsigned width = ArgWidth(info, 1);
   volatile uint8_t* p = Slot(info, offset, width, PROT_READ);
@@ -87,7 +87,7 @@ Napi::Value RegionMapping::Read(const Napi::CallbackInfo& info) {
 
 Napi::Value RegionMapping::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (addr_ == nullptr) ThrowClosed(env, kClassName);
+  Addr(env);
   uint64_t offset = ArgSafeUint(info, 0, "offset");
   unsigned width = ArgWidth(info, 1);
   uint64_t value = ArgRegisterValue(info, 2, width);
@@ -101,8 +101,19 @@ Napi::Value RegionMapping::Write(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Only a read-write mapping: a store through a view of a read-only one
+// would fault the process. Views see native byte order, as read()/write() do.
+Napi::Value RegionMapping::GetArrayBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Addr(env);
+  if ((prot_ & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE)) {
+    ThrowCodedError(env, "ERR_VFIO_REGION_ACCESS", "Only a mapping made with PROT_READ | PROT_WRITE has an ArrayBuffer");
+  }
+  return memory_.ArrayBuffer(env);
+}
+
 Napi::Value RegionMapping::Close(const Napi::CallbackInfo& info) {
-  Unmap();
+  memory_.Release();
   return info.Env().Undefined();
 }
 

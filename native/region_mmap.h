@@ -1,12 +1,16 @@
-// An mmap of a device region (a BAR). JS reaches it only through exact-width
+// An mmap of a device region (a BAR). JS reaches it through exact-width
 // volatile loads and stores, bounds- and alignment-checked here, so a wrong
-// offset is a RangeError instead of a fault.
+// offset is a RangeError instead of a fault; or, for a read-write mapping,
+// through an external ArrayBuffer (no Node-API call per access), detached
+// on close.
 #pragma once
 
 #include <napi.h>
 #include <sys/types.h>
 
 #include <cstdint>
+
+#include "mapped_memory.h"
 
 namespace vfio {
 
@@ -22,18 +26,18 @@ class RegionMapping : public Napi::ObjectWrap<RegionMapping> {
   static Napi::Object Create(Napi::Env env, int fd, off_t offset, uint64_t size, int prot);
 
   explicit RegionMapping(const Napi::CallbackInfo& info);
-  ~RegionMapping() override { Unmap(); }
 
  private:
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value GetArrayBuffer(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   // The address of a `width`-byte access at `offset`, after every check.
   volatile uint8_t* Slot(const Napi::CallbackInfo& info, uint64_t offset, unsigned width, int needed_prot);
-  void Unmap();
+  uint8_t* Addr(Napi::Env env) const;
 
-  uint8_t* addr_ = nullptr;
+  ExposedMemory memory_;  // unmapped when the last holder lets go
   size_t size_ = 0;
   int prot_ = 0;
 };

@@ -600,6 +600,14 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
     };
     return {
       size,
+      // Shares memory with pread/pwrite only for a whole-BAR mapping (the
+      // BAR's own ArrayBuffer); the fake needs no more.
+      arrayBuffer: () => {
+        if (!open) throw closedError();
+        if ((_prot & 3) !== 3) throw Object.assign(new Error('read-only mapping'), { code: 'ERR_VFIO_REGION_ACCESS' });
+        if (view.byteOffset !== 0 || view.byteLength !== view.buffer.byteLength) throw new Error('fake: arrayBuffer() of a partial mapping');
+        return view.buffer as ArrayBuffer;
+      },
       read: (off, w) => (check(off, w), w === 8 ? view.readBigUInt64LE(off) : view.readUIntLE(off, w)),
       write: (off, w, v) => {
         check(off, w);
