@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // The VFIO cases, in one boot of the test guest (run.js starts it):
 //
-//   scripts/guest/run --topology single -- node scripts/bench/guest.js [--quick] [--rounds N] [--big-rounds N]
+//   scripts/guest/run --topology single -- node scripts/bench/guest.js [--quick] [--rounds N] [--big-rounds N] [--only PREFIX]
+//
+// --only PREFIX runs just the cases whose id starts with it (run.js boots a
+// 2-vCPU guest for the event-loop lag cases alone). A case run on more than
+// one vCPU says so in its id and title, beside the 1-vCPU ones.
 //
 // Needs VFIO_TEST_GROUP / VFIO_TEST_BDF (the edu device, bound to vfio-pci)
 // and writes bench-guest.json into VFIO_GUEST_OUT (or --out FILE). Runs as
@@ -15,6 +19,7 @@
 'use strict';
 
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { runRef, loadCalib } = require('./lib/ref');
@@ -27,6 +32,17 @@ const bdf = process.env.VFIO_TEST_BDF;
 if (!bdf || !Number.isInteger(group)) {
   console.error('guest.js needs VFIO_TEST_GROUP and VFIO_TEST_BDF: run it through scripts/guest/run (npm run bench does)');
   process.exit(2);
+}
+
+{
+  const i = process.argv.indexOf('--only');
+  const only = i >= 0 ? process.argv[i + 1] : null;
+  const vcpus = os.cpus().length;
+  const runOne = s.run;
+  s.run = async (def) => {
+    if (only && !def.id.startsWith(only)) return null;
+    return runOne(vcpus > 1 ? { ...def, id: `${def.id}.smp${vcpus}`, title: `${def.title}, ${vcpus} vCPUs` } : def);
+  };
 }
 
 const MiB = 2 ** 20;
@@ -167,7 +183,7 @@ runMain(async () => {
           title: `BAR0 32-bit ${mode.endsWith('read') ? 'read' : 'write'} through ${mmap ? 'the mmap' : mode + '(2)'}`,
           targets: { op: 2 },
           informative: ['view'],
-          notes: mmap ? ['view: the BAR as a Uint32Array (calib.c), Atomics.load / plain store: a design option measured, not our API'] : [],
+          notes: mmap ? ['view: a bare Uint32Array over the BAR (calib.c), Atomics.load / plain store: the floor for lib, which uses the same views plus its checks'] : [],
         },
         'bar',
         js.bar,

@@ -35,8 +35,9 @@ qemu_args() {
 	local topology=$1 run=$2 ctl=$3 out=$4 kernel
 	kernel=$CACHE_DIR/$(stamp_get kernel)
 	# TCG: the host's /dev/kvm cannot run a stock kernel. One CPU boots
-	# faster than two under TCG. -cpu max gives the guest svm for nested KVM.
-	printf '%s\n' -machine q35 -accel tcg -cpu max -smp 1 -m 2048 \
+	# faster than two under TCG (run --smp asks for more). -cpu max gives the
+	# guest svm for nested KVM.
+	printf '%s\n' -machine q35 -accel tcg -cpu max -smp "${GUEST_SMP:-1}" -m 2048 \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-device intel-iommu,intremap=on \
 		-kernel "$kernel" -initrd "$CACHE_DIR/initramfs.cpio" \
