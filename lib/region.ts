@@ -207,8 +207,8 @@ export class RegionMapping extends Resource {
     this.description = `mmap of ${region.description} at ${hex(offset)}`;
     this.track(() => handle.close());
     // A BAR past V8's typed-array limits keeps the native accessors.
-    if (writable && handle.size <= maxViewBytes) {
-      const ab = handle.arrayBuffer();
+    const ab = writable && handle.size <= maxViewBytes ? externalBuffer(handle) : null;
+    if (ab) {
       this.#u8 = new Uint8Array(ab);
       this.#u16 = new Uint16Array(ab);
       this.#u32 = new Uint32Array(ab);
@@ -276,6 +276,15 @@ export class RegionMapping extends Resource {
   protected override release(): void {
     this.#native.close();
     this.#onClose();
+  }
+}
+
+/** The mapping's ArrayBuffer, or null where the runtime allows no external ones (Electron's V8 sandbox). */
+function externalBuffer(handle: NativeRegionMapping): ArrayBuffer | null {
+  try {
+    return handle.arrayBuffer();
+  } catch {
+    return null;
   }
 }
 

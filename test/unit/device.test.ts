@@ -68,6 +68,37 @@ describe('device regions and interrupts', () => {
     throwsCode(() => device.bar(0).mmap({ offset: 0, size: 2 << 20 }), 'ERR_VFIO_REGION_RANGE', /not inside a mappable area/);
   });
 
+  it('a writable mmap goes through views of the mapping, all widths, into the same memory', () => {
+    const map = device.bar(0).mmap();
+    map.write8(0x10, 0xab);
+    map.write16(0x12, 0xcdef);
+    map.write32(0x14, 0x01234567);
+    map.write64(0x18, 0x8899aabbccddeeffn);
+    assert.equal(raw.bar0.readUInt8(0x10), 0xab);
+    assert.equal(raw.bar0.readUInt16LE(0x12), 0xcdef);
+    assert.equal(raw.bar0.readUInt32LE(0x14), 0x01234567);
+    assert.equal(raw.bar0.readBigUInt64LE(0x18), 0x8899aabbccddeeffn);
+    assert.deepEqual([map.read8(0x10), map.read16(0x12), map.read32(0x14), map.read64(0x18)], [0xab, 0xcdef, 0x01234567, 0x8899aabbccddeeffn]);
+    map.close();
+    throwsCode(() => map.read32(0), 'ERR_VFIO_CLOSED');
+  });
+
+  it('a runtime without external ArrayBuffers keeps the native accessors for a writable mmap', () => {
+    const mmap = raw.mmap.bind(raw);
+    raw.mmap = (offset, size, prot) => {
+      const handle = mmap(offset, size, prot);
+      // What Node-API answers under Electron's V8 sandbox.
+      handle.arrayBuffer = () => {
+        throw new Error('External buffers are not allowed');
+      };
+      return handle;
+    };
+    const map = device.bar(0).mmap();
+    map.write32(8, 10);
+    assert.equal(raw.bar0.readUInt32LE(8), 10);
+    assert.equal(map.read32(0), 0x010000ed);
+  });
+
   it('sets bus mastering in the PCI command register', () => {
     device.setBusMaster(true);
     assert.equal(raw.config.readUInt16LE(4) & 4, 4);
