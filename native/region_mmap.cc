@@ -50,6 +50,7 @@ uint8_t* RegionMapping::Addr(Napi::Env env) const {
   return memory_.memory()->addr();
 }
 
+// Read() and Write() checked that the mapping is open (that error comes first).
 volatile uint8_t* RegionMapping::Slot(const Napi::CallbackInfo& info, uint64_t offset, unsigned width,
                                       int needed_prot) {
   Napi::Env env = info.Env();
@@ -62,7 +63,7 @@ volatile uint8_t* RegionMapping::Slot(const Napi::CallbackInfo& info, uint64_t o
     const char* missing = needed_prot == PROT_READ ? "PROT_READ" : "PROT_WRITE";
     ThrowCodedError(env, "ERR_VFIO_REGION_ACCESS", std::string("The mapping was not made with ") + missing);
   }
-  return Addr(env) + offset;
+  return memory_.memory()->addr() + offset;
 }
 
 Napi::Value RegionMapping::GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), size_); }
