@@ -53,12 +53,37 @@ function mochaSuite(suite, dir, env = {}) {
   results.push(readStats(stats, suite, status));
 }
 
+// POSIX single quoting for the guest's sh -c.
+const shq = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+// The guests run the project from a path under /tmp with a space and a comma
+// in it (a relative link to this checkout), as a CI clone may live: a guest
+// that loses a project living there fails every guest test instead of
+// passing only for checkouts elsewhere.
+let linked;
+function guestRoot() {
+  if (!linked) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-root-'));
+    linked = path.join(dir, 'a project, here');
+    fs.symlinkSync(path.relative(dir, root), linked);
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    console.log(`\nthe guests see the project at ${linked} (a link to ${root})`);
+  }
+  return linked;
+}
+
+function guestMocha(node, suite, files) {
+  const at = guestRoot();
+  const env = `VFIO_TEST_STATS="$VFIO_GUEST_OUT/stats.jsonl" VFIO_TEST_SUITE=${suite} VFIO_TEST_PROJECT=${shq(at)}`;
+  return `${env} exec ${shq(node)} ${shq(path.join(at, path.relative(root, mocha)))} --config ${config} ${shq(files)}`;
+}
+
 function guestSuite() {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-guest-out-'));
   fs.chmodSync(out, 0o777);
   console.log('\n=== real-kernel tests in the x86_64 test guest (dist/test/vm) ===');
-  const inner = `VFIO_TEST_STATS="$VFIO_GUEST_OUT/stats.jsonl" VFIO_TEST_SUITE=guest-x86_64 exec "${process.execPath}" "${mocha}" --config ${config} 'dist/test/vm/**/*.test.js'`;
-  const status = sh(path.join(root, 'scripts', 'guest', 'run'), ['--kvm', '--out', out, '--', 'sh', '-c', inner]);
+  const inner = guestMocha(process.execPath, 'guest-x86_64', 'dist/test/vm/**/*.test.js');
+  const status = sh(path.join(guestRoot(), 'scripts', 'guest', 'run'), ['--kvm', '--out', out, '--', 'sh', '-c', inner]);
   if (status === 125) console.error('\nthe test guest could not run: see the messages above (scripts/guest/setup says what to install)');
   if (status === 124) console.error('\nthe test guest timed out: its console is printed above');
   results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-x86_64', status));
@@ -71,8 +96,8 @@ function ppc64Suite() {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-ppc64-out-'));
   fs.chmodSync(out, 0o777);
   console.log('\n=== sPAPR real-kernel tests in the ppc64 test guest (dist/test/vm-spapr) ===');
-  const inner = `VFIO_TEST_STATS="$VFIO_GUEST_OUT/stats.jsonl" VFIO_TEST_SUITE=guest-ppc64 exec node "${mocha}" --config ${config} 'dist/test/vm-spapr/**/*.test.js'`;
-  const status = sh(path.join(root, 'scripts', 'guest-ppc64', 'run'), ['--hugepages', '4', '--out', out, '--', 'sh', '-c', inner]);
+  const inner = guestMocha('node', 'guest-ppc64', 'dist/test/vm-spapr/**/*.test.js');
+  const status = sh(path.join(guestRoot(), 'scripts', 'guest-ppc64', 'run'), ['--hugepages', '4', '--out', out, '--', 'sh', '-c', inner]);
   if (status === 125) console.error('\nthe ppc64 test guest could not run: see the messages above (scripts/guest-ppc64/setup says what to install)');
   if (status === 124) console.error('\nthe ppc64 test guest timed out: its console is printed above');
   results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-ppc64', status));

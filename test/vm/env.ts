@@ -2,6 +2,7 @@
 // (scripts/guest/run sets these), or a device of yours on a VFIO host.
 // Missing variables fail the suite: it never skips.
 
+import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface TestEnv {
@@ -58,4 +59,20 @@ export function fdCount(): number {
 export function isEdu(bdf: string): boolean {
   const read = (f: string) => readFileSync(`/sys/bus/pci/devices/${bdf}/${f}`, 'utf8').trim();
   return read('vendor') === '0x1234' && read('device') === '0x11e8';
+}
+
+/**
+ * The project is visible in the guest at the host path npm test ran it from
+ * (VFIO_TEST_PROJECT: under /tmp, with a space and a comma), so a clone
+ * anywhere works. Defined once, run by both guests' suites.
+ */
+export function itSeesTheProject(): void {
+  it('sees the project at its host path, whatever that path is', () => {
+    const want = process.env.VFIO_TEST_PROJECT;
+    if (process.env.VFIO_GUEST === '1' && !want) throw new Error('VFIO_TEST_PROJECT is not set: run the guest suites through npm test');
+    const at = want ?? process.cwd();
+    assert.equal(process.cwd(), at);
+    assert.equal(JSON.parse(readFileSync(`${at}/package.json`, 'utf8')).name, 'vfio');
+    if (want) assert.match(want, /^\/tmp\/.* .*,/, 'npm test runs the guests from a path under /tmp with a space and a comma');
+  });
 }

@@ -17,7 +17,7 @@ MACHINE=pseries,x-vof=on,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-
 KERNEL_CMDLINE="console=hvc0 panic=-1 mitigations=off"
 
 share() {
-	echo -fsdev; echo "local,id=fs_$1,path=$2,security_model=none,multidevs=remap${3:+,$3}"
+	echo -fsdev; echo "local,id=fs_$1,path=${2//,/,,},security_model=none,multidevs=remap${3:+,$3}"
 	echo -device; echo "virtio-9p-pci,fsdev=fs_$1,mount_tag=$1,bus=pci.0"
 }
 

@@ -17,9 +17,10 @@ topology_args() {
 	echo -device; echo e1000e,bus=br0,addr=02.0,netdev=net0
 }
 
-# share TAG PATH ADDR [OPTIONS] — a 9p export of a host folder.
+# share TAG PATH ADDR [OPTIONS] — a 9p export of a host folder (a comma in
+# PATH is doubled: QEMU reads a single one as the end of the option).
 share() {
-	echo -fsdev; echo "local,id=fs_$1,path=$2,security_model=none,multidevs=remap${4:+,$4}"
+	echo -fsdev; echo "local,id=fs_$1,path=${2//,/,,},security_model=none,multidevs=remap${4:+,$4}"
 	echo -device; echo "virtio-9p-pci,fsdev=fs_$1,mount_tag=$1,addr=$3"
 }
 
