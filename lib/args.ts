@@ -9,6 +9,8 @@
 // checking or describing it (a hostile valueOf can neither throw from inside
 // the library nor change a value between its check and its use).
 
+import { types } from 'node:util';
+
 export const ArgCode = {
   TYPE: 'ERR_INVALID_ARG_TYPE',
   VALUE: 'ERR_INVALID_ARG_VALUE',
@@ -65,6 +67,7 @@ export function describeValue(value: unknown): string {
 }
 
 function describeObject(value: object): string {
+  if (types.isProxy(value)) return 'a Proxy';
   try {
     if (Array.isArray(value)) return 'an array';
     // A Proxy's getPrototypeOf trap is the caller's code: it may throw.
@@ -97,7 +100,7 @@ export function rangeError(argument: string, range: string, value: unknown): Vfi
  */
 export function argOptions(value: unknown, argument = 'options'): Record<string, unknown> {
   if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw typeError(argument, 'of type object', value);
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || types.isProxy(value)) throw typeError(argument, 'of type object', value);
   return value as Record<string, unknown>;
 }
 
@@ -183,20 +186,21 @@ export function argOneOf<T extends string>(value: unknown, argument: string, all
   return value as T;
 }
 
+/** Is `value` an instance of `cls`? Never runs a caller's code (a Proxy's getPrototypeOf trap). */
+export function isInstance(value: unknown, cls: { readonly prototype: unknown }): boolean {
+  if (value === null || typeof value !== 'object' || types.isProxy(value)) return false;
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  return value instanceof (cls as unknown as Function);
+}
+
 /** An instance of one of our classes (a Group, a DmaBuffer...). */
-export function argInstance<T>(value: unknown, argument: string, cls: abstract new (...args: never[]) => T, what = cls.name): T {
-  let ok = false;
-  try {
-    ok = value instanceof cls; // a Proxy's getPrototypeOf trap may throw
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw typeError(argument, `a ${what}`, value);
+export function argInstance<T>(value: unknown, argument: string, cls: { readonly prototype: T; readonly name: string }, what = cls.name): T {
+  if (!isInstance(value, cls)) throw typeError(argument, `a ${what}`, value);
   return value as T;
 }
 
 /** A Uint8Array (a Buffer is one). */
 export function argBytes(value: unknown, argument: string): Uint8Array {
-  if (!(value instanceof Uint8Array)) throw typeError(argument, 'a Uint8Array or Buffer', value);
+  if (!types.isUint8Array(value)) throw typeError(argument, 'a Uint8Array or Buffer', value);
   return value;
 }

@@ -1,15 +1,18 @@
 // A VFIO container (/dev/vfio/vfio): one IOMMU context shared by the groups
 // attached to it. It owns its groups (and so their devices) and its IOMMU's
-// mappings, and closes them in the order the kernel needs: devices, then
-// mappings, then group unset, then the container fd.
+// mappings; closing it tears them all down in the kernel's order
+// (lib/teardown.ts). The IOMMU context lives from setIommu() until the last
+// group leaves: the kernel drops it then, and so does the container.
 
+import { argInt, argOneOf, argOptions, optionField, typeError } from './args';
 import { RuleCode, VfioError, rethrow } from './errors';
-import { Group } from './group';
+import { Group, type GroupOptions } from './group';
 import type { Iommu } from './iommu';
 import { containerOpenHint } from './hints';
 import { native, type NativeContainer } from './native';
-import { closeAll, Resource } from './resource';
-import { SpaprTceIommu, type SpaprOptions } from './spapr';
+import { closerOf, Resource } from './resource';
+import { readSpaprOptions, SpaprTceIommu, type SpaprOptions } from './spapr';
+import { teardown } from './teardown';
 import { Type1Iommu } from './type1';
 
 export type IommuType = 'type1v2' | 'type1' | 'spapr-v2' | 'spapr';
@@ -30,44 +33,48 @@ export class Container extends Resource {
   readonly #groups: Group[] = [];
   #iommu: Iommu | null = null;
 
-  private constructor(path: string, handle: NativeContainer) {
+  private constructor(path: string, handle: NativeContainer, apiVersion: number) {
     super();
     this.path = path;
     this.#native = handle;
+    this.apiVersion = apiVersion;
     this.description = `container ${path} (fd ${handle.fd})`;
-    this.apiVersion = handle.getApiVersion();
-    this.track(() => handle.close());
+    this.track(closerOf(handle));
   }
 
   /** Opens a container and checks the kernel speaks VFIO_API_VERSION. */
-  static open(options: ContainerOptions = {}): Container {
-    const path = options.path ?? '/dev/vfio/vfio';
+  static open(options?: ContainerOptions): Container {
+    const o = argOptions(options);
+    const given = optionField(o, 'path', 'options.path');
+    if (given !== undefined && typeof given !== 'string') throw typeError('options.path', 'of type string', given);
+    const path = given ?? '/dev/vfio/vfio';
     let handle: NativeContainer;
     try {
       handle = native().openContainer(path);
     } catch (e) {
       rethrow(e, `opening VFIO container ${path}`, (code) => containerOpenHint(code, path), path);
     }
-    let container: Container;
+    let version: number;
     try {
-      container = new Container(path, handle);
+      version = handle.getApiVersion();
     } catch (e) {
       handle.close();
       rethrow(e, `querying VFIO container ${path}`);
     }
     const expected = native().constants.VFIO_API_VERSION;
-    if (container.apiVersion !== expected) {
-      container.close();
+    if (version !== expected) {
+      handle.close();
       throw new VfioError(
         RuleCode.IOMMU_UNSUPPORTED,
-        `${path} speaks VFIO API version ${container.apiVersion}, this addon was built for ${expected}; rebuild it against this kernel's headers`,
+        `${path} speaks VFIO API version ${version}, this addon was built for ${expected}; rebuild it against this kernel's headers`,
       );
     }
-    return container;
+    return new Container(path, handle, version);
   }
 
   /** VFIO_CHECK_EXTENSION: the kernel's answer, 0 when unsupported. */
   checkExtension(extension: number): number {
+    argInt(extension, 'extension', 0, 0xffffffff);
     this.assertOpen();
     try {
       return this.#native.checkExtension(extension);
@@ -91,7 +98,7 @@ export class Container extends Resource {
   }
 
   /** Opens group `id` (/dev/vfio/<id>) and attaches it to this container. */
-  openGroup(id: number, options: { devRoot?: string; sysfsRoot?: string } = {}): Group {
+  openGroup(id: number, options?: GroupOptions): Group {
     this.assertOpen();
     const group = Group.open(id, options);
     try {
@@ -108,7 +115,9 @@ export class Container extends Resource {
    * model for the groups in the container). Without a type, the best the
    * kernel offers: type1v2, type1, sPAPR v2, sPAPR.
    */
-  setIommu(type?: IommuType, options: SpaprOptions = {}): Iommu {
+  setIommu(type?: IommuType, options?: SpaprOptions): Iommu {
+    if (type !== undefined) argOneOf(type, 'type', PREFERENCE);
+    const spapr = readSpaprOptions(options);
     this.assertOpen();
     if (this.#iommu) {
       throw new VfioError(RuleCode.IOMMU_ALREADY_SET, `${this.description} already has the ${this.#iommu.kind} IOMMU set`);
@@ -119,14 +128,15 @@ export class Container extends Resource {
         `${this.description} has no group attached; attach one first (container.openGroup(id)), then set the IOMMU`,
       );
     }
-    const chosen = type ?? this.supportedIommus()[0];
-    if (chosen === undefined || !PREFERENCE.includes(chosen)) {
+    const offered = this.supportedIommus();
+    const chosen = type ?? offered[0];
+    if (chosen === undefined) {
       throw new VfioError(RuleCode.IOMMU_UNSUPPORTED, `${this.description}: the kernel offers no IOMMU model this library drives (load vfio_iommu_type1 or vfio_iommu_spapr_tce)`);
     }
-    if (type !== undefined && this.checkExtension(iommuConstant(type)) <= 0) {
+    if (!offered.includes(chosen)) {
       throw new VfioError(
         RuleCode.IOMMU_UNSUPPORTED,
-        `${this.description}: the kernel does not offer the ${type} IOMMU (it offers: ${this.supportedIommus().join(', ') || 'none'})`,
+        `${this.description}: the kernel does not offer the ${chosen} IOMMU (it offers: ${offered.join(', ') || 'none'})`,
       );
     }
     try {
@@ -134,12 +144,10 @@ export class Container extends Resource {
     } catch (e) {
       rethrow(e, `${this.description}: setting the ${chosen} IOMMU`);
     }
-    // The IOMMU stays usable while the container is closing: it unmaps then.
-    const owner = { description: this.description, assertUsable: () => this.closed && this.assertOpen() };
     this.#iommu =
       chosen === 'type1' || chosen === 'type1v2'
-        ? new Type1Iommu(owner, this.#native, chosen)
-        : new SpaprTceIommu(owner, this.#native, chosen, options);
+        ? new Type1Iommu(this, this.#native, chosen)
+        : new SpaprTceIommu(this, this.#native, chosen, spapr);
     return this.#iommu;
   }
 
@@ -152,48 +160,53 @@ export class Container extends Resource {
     return this.#iommu;
   }
 
-  /** @internal Group.attach() */
+  /** @internal Group.attach(): the fd SET_CONTAINER takes. */
   handle(): NativeContainer {
     this.assertOpen();
     return this.#native;
   }
 
   /** @internal Group.attach() succeeded. */
-  addGroup(group: Group): void {
+  groupAttached(group: Group): void {
     this.#groups.push(group);
   }
 
   /**
-   * @internal A group is about to leave. When it is the last one, the kernel
-   * drops the IOMMU context with it, so unmap first and keep the books equal.
+   * @internal A group's UNSET_CONTAINER succeeded. With the last one the
+   * kernel has dropped the IOMMU context: so does the container, and the old
+   * Iommu object is closed (use → ERR_VFIO_CLOSED).
    */
-  beforeGroupLeaves(group: Group): void {
-    if (this.#groups.length === 1 && this.#groups[0] === group && this.#iommu) {
-      this.#iommu.release();
+  groupDetached(group: Group): void {
+    const i = this.#groups.indexOf(group);
+    if (i >= 0) this.#groups.splice(i, 1);
+    if (this.#groups.length === 0 && this.#iommu) {
+      this.#iommu.contextGone();
       this.#iommu = null;
     }
   }
 
-  /** @internal Group.detach() done. */
-  removeGroup(group: Group): void {
-    const i = this.#groups.indexOf(group);
-    if (i >= 0) this.#groups.splice(i, 1);
+  /** @internal The IOMMU whose context goes if `leaving` all leave (every group attached is among them). */
+  iommuLeavingWith(leaving: readonly Group[]): Iommu | null {
+    return this.#groups.every((g) => leaving.includes(g)) ? this.#iommu : null;
   }
 
-  protected override assertClosable(): void {
-    this.#iommu?.assertIdle(`close ${this.description}`);
+  /** @internal teardown(), step 5. */
+  closeFd(): void {
+    this.#native.close();
+    this.markClosed();
   }
 
   protected override release(): void {
-    try {
-      // Devices first: nothing may DMA while mappings go away.
-      closeAll(this.#groups.flatMap((g) => g.devices));
-      this.#iommu?.release();
-      this.#iommu = null;
-      closeAll(this.#groups);
-    } finally {
-      this.#native.close();
-    }
+    const groups = [...this.#groups];
+    teardown({
+      subject: this,
+      verb: 'close',
+      devices: groups.flatMap((g) => g.devices),
+      iommu: this.#iommu,
+      kvm: groups.flatMap((g) => g.kvmRegistrations()),
+      unset: groups,
+      fds: [...groups, this],
+    });
   }
 }
 
@@ -205,6 +218,6 @@ function iommuConstant(type: IommuType): number {
     'spapr-v2': c.VFIO_SPAPR_TCE_v2_IOMMU,
     spapr: c.VFIO_SPAPR_TCE_IOMMU,
   }[type];
-  if (n === undefined) throw new VfioError(RuleCode.INVALID_ARG, `unknown IOMMU type '${String(type)}'; use one of ${PREFERENCE.join(', ')}`);
+  if (n === undefined) throw new VfioError(RuleCode.IOMMU_UNSUPPORTED, `this addon was built without the ${type} IOMMU constants`);
   return n;
 }

@@ -2,12 +2,25 @@
 // It owns its region mmaps and interrupt eventfds and releases them before
 // its fd (a BAR mmap would otherwise keep the device open).
 
+import { argBool, argInt } from './args';
 import { RuleCode, VfioError, rethrow } from './errors';
 import type { Group } from './group';
 import { Irq } from './irq';
-import { native, type NativeDevice } from './native';
+import { native, type DeviceInfoRaw, type NativeDevice, type NativeEventFd, type NativeRegionMapping } from './native';
 import { Region } from './region';
-import { closeAll, Resource } from './resource';
+import { Resource } from './resource';
+import { teardown } from './teardown';
+
+/**
+ * The native handles a device's children own, for the safety net: when a
+ * dropped device is collected, its interrupts' eventfds and BAR mmaps go
+ * with its fd (an mmap would keep the device open). Handles only, never a
+ * wrapper, so nothing here keeps the device alive.
+ */
+export interface DeviceNatives {
+  readonly eventfds: Set<NativeEventFd>;
+  readonly mmaps: Set<NativeRegionMapping>;
+}
 
 export interface DeviceInfo {
   flags: number;
@@ -28,35 +41,48 @@ export class Device extends Resource {
   readonly #native: NativeDevice;
   readonly #regions = new Map<number, Region>();
   readonly #irqs = new Map<number, Irq>();
+  readonly #natives: DeviceNatives = { eventfds: new Set(), mmaps: new Set() };
 
-  /** @internal Created by Group.openDevice(). */
-  constructor(group: Group, name: string, handle: NativeDevice) {
+  private constructor(group: Group, name: string, handle: NativeDevice, raw: DeviceInfoRaw) {
     super();
     this.group = group;
     this.name = name;
     this.#native = handle;
     this.description = `device ${name}`;
-    this.track(() => handle.close());
+    const c = native().constants;
+    this.info = {
+      flags: raw.flags,
+      numRegions: raw.numRegions,
+      numIrqs: raw.numIrqs,
+      pci: (raw.flags & c.VFIO_DEVICE_FLAGS_PCI) !== 0,
+      resettable: (raw.flags & c.VFIO_DEVICE_FLAGS_RESET) !== 0,
+    };
+    const natives = this.#natives;
+    this.track(() => {
+      const open = handle.fd >= 0;
+      closeNatives(natives);
+      handle.close();
+      return open;
+    });
+  }
+
+  /** @internal Group.openDevice(): takes the fd, closes it if the device cannot be described. */
+  static create(group: Group, name: string, handle: NativeDevice): Device {
+    let raw: DeviceInfoRaw;
     try {
-      const raw = handle.getInfo();
-      const c = native().constants;
-      this.info = {
-        flags: raw.flags,
-        numRegions: raw.numRegions,
-        numIrqs: raw.numIrqs,
-        pci: (raw.flags & c.VFIO_DEVICE_FLAGS_PCI) !== 0,
-        resettable: (raw.flags & c.VFIO_DEVICE_FLAGS_RESET) !== 0,
-      };
+      raw = handle.getInfo();
     } catch (e) {
       handle.close();
-      rethrow(e, `${this.description}: reading its info`);
+      rethrow(e, `device ${name}: reading its info`);
     }
+    return new Device(group, name, handle, raw);
   }
 
   /** Region `index` (VFIO_PCI_BAR0_REGION_INDEX.., VFIO_PCI_CONFIG_REGION_INDEX). */
   region(index: number): Region {
+    argInt(index, 'index', 0, 0xffffffff);
     this.assertOpen();
-    if (!Number.isInteger(index) || index < 0 || index >= this.info.numRegions) {
+    if (index >= this.info.numRegions) {
       throw new VfioError(RuleCode.REGION_RANGE, `${this.description} has regions 0..${this.info.numRegions - 1}, not ${String(index)}`);
     }
     let region = this.#regions.get(index);
@@ -67,7 +93,7 @@ export class Device extends Resource {
       } catch (e) {
         rethrow(e, `${this.description}: reading region ${index}`);
       }
-      region = new Region(this, this.#native, raw);
+      region = new Region(this, this.#native, raw, this.#natives);
       this.#regions.set(index, region);
     }
     return region;
@@ -75,7 +101,7 @@ export class Device extends Resource {
 
   /** PCI BAR n (0..5). */
   bar(n: number): Region {
-    if (!Number.isInteger(n) || n < 0 || n > 5) throw new VfioError(RuleCode.REGION_RANGE, `a PCI BAR number is 0..5, not ${String(n)}`);
+    argInt(n, 'n', 0, 5);
     return this.region(native().constants.VFIO_PCI_BAR0_REGION_INDEX + n);
   }
 
@@ -86,8 +112,9 @@ export class Device extends Resource {
 
   /** Interrupt index `index` (VFIO_PCI_INTX/MSI/MSIX_IRQ_INDEX...). */
   irq(index: number): Irq {
+    argInt(index, 'index', 0, 0xffffffff);
     this.assertOpen();
-    if (!Number.isInteger(index) || index < 0 || index >= this.info.numIrqs) {
+    if (index >= this.info.numIrqs) {
       throw new VfioError(RuleCode.IRQ_RANGE, `${this.description} has interrupt indexes 0..${this.info.numIrqs - 1}, not ${String(index)}`);
     }
     let irq = this.#irqs.get(index);
@@ -98,7 +125,7 @@ export class Device extends Resource {
       } catch (e) {
         rethrow(e, `${this.description}: reading interrupt index ${index}`);
       }
-      irq = new Irq(this, this.#native, raw);
+      irq = new Irq(this, this.#native, raw, this.#natives);
       this.#irqs.set(index, irq);
     }
     return irq;
@@ -121,6 +148,7 @@ export class Device extends Resource {
 
   /** Sets or clears Bus Master Enable (PCI command register bit 2); DMA needs it. */
   setBusMaster(enabled: boolean): void {
+    argBool(enabled, 'enabled');
     const cfg = this.config;
     const command = cfg.read16(4);
     cfg.write16(4, enabled ? command | 0x4 : command & ~0x4);
@@ -144,13 +172,29 @@ export class Device extends Resource {
     this.assertOpen();
   }
 
-  protected override release(): void {
-    try {
-      closeAll(this.#irqs.values());
-      closeAll(this.#regions.values());
-    } finally {
-      this.#native.close();
-      this.group.removeDevice(this);
-    }
+  /**
+   * @internal teardown(), step 1: interrupts, BAR mmaps, then the fd. Never
+   * fails: whatever SET_IRQS answers, closing the device fd disables its
+   * interrupts in the kernel.
+   */
+  closeNow(): void {
+    if (this.closed) return;
+    for (const irq of this.#irqs.values()) irq.deviceClosing();
+    for (const region of this.#regions.values()) region.deviceClosing();
+    closeNatives(this.#natives);
+    this.#native.close();
+    this.markClosed();
+    this.group.deviceClosed(this);
   }
+
+  protected override release(): void {
+    teardown({ subject: this, verb: 'close', devices: [this], iommu: null, kvm: [], unset: [], fds: [] });
+  }
+}
+
+function closeNatives(natives: DeviceNatives): void {
+  for (const m of natives.mmaps) m.close();
+  natives.mmaps.clear();
+  for (const fd of natives.eventfds) fd.close();
+  natives.eventfds.clear();
 }

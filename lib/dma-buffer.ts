@@ -6,8 +6,9 @@
 // mapped buffer see whatever the device last wrote; synchronise with the
 // device (an interrupt, a status register) before trusting its contents.
 
+import { argInt, argName, argOptions, argSize, optionField, valueError } from './args';
 import { RuleCode, VfioError, rethrow } from './errors';
-import { hex, toSafeSize } from './iova';
+import { hex } from './iova';
 import { native, type NativeDmaBuffer } from './native';
 import { Resource } from './resource';
 
@@ -32,6 +33,8 @@ const HUGE_1G = 1024 * 1024 * 1024;
 export class DmaBuffer extends Resource {
   readonly #native: NativeDmaBuffer;
   readonly #users = new Set<BufferUser>();
+  // What the safety net's closer knows (it must not reach the buffer itself).
+  readonly #state = { open: true };
   readonly description: string;
   readonly size: number;
   readonly pageSize: number;
@@ -42,13 +45,20 @@ export class DmaBuffer extends Resource {
     this.size = handle.size;
     this.pageSize = handle.pageSize;
     this.description = `DMA buffer (${kind}, ${hex(handle.size)} bytes)`;
-    this.track(() => handle.close());
+    const state = this.#state;
+    this.track(() => {
+      const open = state.open;
+      state.open = false;
+      handle.close();
+      return open;
+    });
   }
 
   /** Anonymous, page-aligned memory. `size` is rounded up to the page size. */
-  static allocate(size: number, options: DmaBufferOptions = {}): DmaBuffer {
-    const hp = hugePage(options);
-    const bytes = roundUp(toSafeSize(size, 'size'), hp || native().pageSize);
+  static allocate(size: number, options?: DmaBufferOptions): DmaBuffer {
+    const want = argSize(size, 'size');
+    const hp = hugePage(argOptions(options));
+    const bytes = roundUp(want, hp || native().pageSize);
     if (bytes === 0) throw new VfioError(RuleCode.BAD_RANGE, 'a DMA buffer needs a size > 0');
     try {
       return new DmaBuffer(native().allocDmaBuffer(bytes, hp), hp ? `anonymous, ${hp >> 20} MiB pages` : 'anonymous');
@@ -61,11 +71,15 @@ export class DmaBuffer extends Resource {
    * Memory in a new memfd (MAP_SHARED): what a VM manager uses for guest RAM,
    * so the same pages can be handed to a VMM (`fd`) and mapped for DMA.
    */
-  static memfd(size: number, options: MemfdOptions = {}): DmaBuffer {
-    const hp = hugePage(options);
-    const bytes = roundUp(toSafeSize(size, 'size'), hp || native().pageSize);
+  static memfd(size: number, options?: MemfdOptions): DmaBuffer {
+    const want = argSize(size, 'size');
+    const o = argOptions(options);
+    const hp = hugePage(o);
+    const givenName = optionField(o, 'name', 'options.name');
+    // memfd_create takes at most 249 bytes of name.
+    const name = givenName === undefined ? 'vfio-dma' : argName(givenName, 'options.name', 200);
+    const bytes = roundUp(want, hp || native().pageSize);
     if (bytes === 0) throw new VfioError(RuleCode.BAD_RANGE, 'a DMA buffer needs a size > 0');
-    const name = options.name ?? 'vfio-dma';
     try {
       return new DmaBuffer(native().createMemfdBuffer(name, bytes, hp), `memfd ${name}`);
     } catch (e) {
@@ -78,9 +92,9 @@ export class DmaBuffer extends Resource {
    * file holding guest RAM). The fd is duplicated; yours stays yours.
    */
   static fromFd(fd: number, options: { offset?: number; size: number }): DmaBuffer {
-    if (!Number.isSafeInteger(fd) || fd < 0) throw new VfioError(RuleCode.INVALID_ARG, `fd must be a file descriptor number, got ${fd}`);
-    const offset = toSafeSize(options.offset ?? 0, 'offset');
-    const size = toSafeSize(options.size, 'size');
+    argInt(fd, 'fd', 0, 0x7fffffff);
+    const offset = argSize(options.offset ?? 0, 'options.offset');
+    const size = argSize(options.size, 'options.size');
     const page = native().pageSize;
     if (size === 0) throw new VfioError(RuleCode.BAD_RANGE, 'a DMA buffer needs a size > 0');
     if (offset % page !== 0 || size % page !== 0) {
@@ -100,8 +114,10 @@ export class DmaBuffer extends Resource {
   }
 
   /** A Uint8Array over the whole buffer (or a part of it). */
-  bytes(offset = 0, length = this.size - offset): Uint8Array {
-    return new Uint8Array(this.arrayBuffer, offset, length);
+  bytes(offset = 0, length?: number): Uint8Array {
+    argSize(offset, 'offset', this.size);
+    const n = length === undefined ? this.size - offset : argSize(length, 'length', this.size - offset);
+    return new Uint8Array(this.arrayBuffer, offset, n);
   }
 
   /** The backing memfd, -1 for anonymous memory. Do not close it yourself. */
@@ -133,6 +149,8 @@ export class DmaBuffer extends Resource {
 
   /** Checks [offset, offset+size) lies inside the buffer. */
   checkRange(offset: number, size: number): void {
+    argSize(offset, 'offset');
+    argSize(size, 'size');
     if (offset + size > this.size) {
       throw new VfioError(
         RuleCode.BUFFER_RANGE,
@@ -141,7 +159,7 @@ export class DmaBuffer extends Resource {
     }
   }
 
-  protected override assertClosable(): void {
+  protected override release(): void {
     if (this.#users.size > 0) {
       const names = [...this.#users].map((u) => u.description).join(', ');
       throw new VfioError(
@@ -149,17 +167,17 @@ export class DmaBuffer extends Resource {
         `${this.description} cannot be freed while the device can still DMA into it (${names}); unmap it first, or close the container`,
       );
     }
-  }
-
-  protected override release(): void {
     this.#native.close();
+    this.#state.open = false;
   }
 }
 
-function hugePage(options: DmaBufferOptions): number {
-  const hp = options.hugePageSize ?? 0;
+function hugePage(options: Record<string, unknown>): number {
+  const given = optionField(options, 'hugePageSize', 'options.hugePageSize');
+  if (given === undefined) return 0;
+  const hp = argInt(given, 'options.hugePageSize', 0, HUGE_1G);
   if (hp !== 0 && hp !== HUGE_2M && hp !== HUGE_1G) {
-    throw new VfioError(RuleCode.INVALID_ARG, `hugePageSize must be 2 MiB (${HUGE_2M}) or 1 GiB (${HUGE_1G}), got ${hp}`);
+    throw valueError('options.hugePageSize', `must be 2 MiB (${HUGE_2M}) or 1 GiB (${HUGE_1G})`, given);
   }
   return hp;
 }

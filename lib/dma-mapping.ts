@@ -61,6 +61,8 @@ export class DmaMapping extends Resource {
     await this.iommu.unmapAsync(this);
   }
 
+  // Marked closed by the IOMMU once the kernel has unmapped it; a failed
+  // unmap leaves it live (and its buffer in use), as the kernel does.
   protected override release(): void {
     this.iommu.unmap(this);
   }

@@ -2,13 +2,16 @@
 // Its devices can be opened only once it is viable, attached to a container,
 // and the container has an IOMMU model: each missing step has its own error.
 
-import type { Container } from './container';
+import { argInstance, argInt, argName, argOptions, optionField, typeError } from './args';
+import { Container } from './container';
 import { Device } from './device';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { groupOpenHint } from './hints';
+import type { KvmVfioDevice } from './kvm';
 import { native, type NativeGroup } from './native';
-import { closeAll, Resource } from './resource';
+import { Resource } from './resource';
 import { explainNotViable, iommuGroupOf, readIommuGroup } from './sysfs';
+import { teardown } from './teardown';
 
 export interface GroupOptions {
   /** Where the group nodes live; default '/dev'. */
@@ -24,8 +27,11 @@ export interface GroupStatus {
   containerSet: boolean;
 }
 
-/** Groups open in this process, so EBUSY can say where the other open is. */
-const openGroups = new Map<string, Group>();
+/**
+ * Paths of the groups open in this process, so EBUSY can say where the
+ * other open is. Paths only: a Group held here could never be collected.
+ */
+const openPaths = new Set<string>();
 
 export class Group extends Resource {
   readonly id: number;
@@ -34,7 +40,7 @@ export class Group extends Resource {
   readonly #native: NativeGroup;
   readonly #options: GroupOptions;
   readonly #devices: Device[] = [];
-  readonly #beforeClose: (() => void)[] = [];
+  readonly #kvm = new Set<KvmVfioDevice>();
   #container: Container | null = null;
 
   private constructor(id: number, path: string, handle: NativeGroup, options: GroupOptions) {
@@ -44,29 +50,34 @@ export class Group extends Resource {
     this.#native = handle;
     this.#options = options;
     this.description = `group ${id}`;
-    this.track(() => handle.close());
+    openPaths.add(path);
+    this.track(() => {
+      openPaths.delete(path);
+      const open = handle.fd >= 0;
+      handle.close();
+      return open;
+    });
   }
 
   /** Opens /dev/vfio/<id>. A group can be open once system-wide (EBUSY otherwise). */
-  static open(id: number, options: GroupOptions = {}): Group {
-    if (!Number.isSafeInteger(id) || id < 0) {
-      throw new VfioError(RuleCode.INVALID_ARG, `a group id is a non-negative integer (the N of /dev/vfio/N), got ${String(id)}`);
-    }
-    const path = `${options.devRoot ?? '/dev'}/vfio/${id}`;
+  static open(id: number, options?: GroupOptions): Group {
+    argInt(id, 'id', 0, 0x7fffffff);
+    const o = readGroupOptions(options);
+    const path = `${o.devRoot ?? '/dev'}/vfio/${id}`;
     let handle: NativeGroup;
     try {
       handle = native().openGroup(path);
     } catch (e) {
-      rethrow(e, `opening group ${id}`, (code) => groupOpenHint(code, id, path, openGroups.has(path)), path);
+      rethrow(e, `opening group ${id}`, (code) => groupOpenHint(code, id, path, openPaths.has(path)), path);
     }
-    const group = new Group(id, path, handle, options);
-    openGroups.set(path, group);
-    return group;
+    return new Group(id, path, handle, o);
   }
 
   /** Opens the group that holds PCI device `address` (found through sysfs). */
-  static forDevice(address: string, options: GroupOptions = {}): Group {
-    return Group.open(iommuGroupOf(address, { sysfsRoot: options.sysfsRoot }), options);
+  static forDevice(address: string, options?: GroupOptions): Group {
+    argName(address, 'address');
+    const o = readGroupOptions(options);
+    return Group.open(iommuGroupOf(address, { sysfsRoot: o.sysfsRoot }), o);
   }
 
   /** VFIO_GROUP_GET_STATUS */
@@ -92,6 +103,7 @@ export class Group extends Resource {
 
   /** VFIO_GROUP_SET_CONTAINER, refused first if the group is not viable. */
   attach(container: Container): void {
+    argInstance(container, 'container', Container);
     this.assertOpen();
     if (this.#container) {
       throw new VfioError(
@@ -109,21 +121,33 @@ export class Group extends Resource {
       );
     }
     this.#container = container;
-    container.addGroup(this);
+    container.groupAttached(this);
   }
 
-  /** Closes the group's devices, then VFIO_GROUP_UNSET_CONTAINER. */
+  /**
+   * Closes the group's devices, then VFIO_GROUP_UNSET_CONTAINER. When it is
+   * the container's last group, the IOMMU context goes with it: its mappings
+   * are unmapped first and the Iommu object is closed.
+   */
   detach(): void {
     this.assertOpen();
-    this.#detach();
+    const container = this.#container;
+    if (!container) return;
+    teardown({
+      subject: this,
+      verb: 'detach',
+      devices: this.devices,
+      iommu: container.iommuLeavingWith([this]),
+      kvm: [],
+      unset: [this],
+      fds: [],
+    });
   }
 
   /** VFIO_GROUP_GET_DEVICE_FD, once every step before it is done. */
   openDevice(name: string): Device {
+    argName(name, 'name');
     this.assertOpen();
-    if (typeof name !== 'string' || name.length === 0) {
-      throw new VfioError(RuleCode.INVALID_ARG, `a device name is a string such as '0000:00:04.0', got ${String(name)}`);
-    }
     this.#assertViable();
     if (!this.#container) {
       throw new VfioError(
@@ -143,21 +167,9 @@ export class Group extends Resource {
     } catch (e) {
       rethrow(e, `${this.description}: opening device ${name}`, (code) => (code === 'EINVAL' || code === 'ENODEV' ? this.#membersHint(name) : undefined));
     }
-    const device = new Device(this, name, handle);
+    const device = Device.create(this, name, handle);
     this.#devices.push(device);
     return device;
-  }
-
-  /**
-   * Runs `hook` before the group fd closes (KVM-VFIO uses it to unregister
-   * the group first). Returns a function that removes the hook.
-   */
-  onBeforeClose(hook: () => void): () => void {
-    this.#beforeClose.push(hook);
-    return () => {
-      const i = this.#beforeClose.indexOf(hook);
-      if (i >= 0) this.#beforeClose.splice(i, 1);
-    };
   }
 
   /** @internal For the KVM-VFIO device: proof of ownership is the fd itself. */
@@ -166,10 +178,41 @@ export class Group extends Resource {
     return this.#native;
   }
 
-  /** @internal Device.close() */
-  removeDevice(device: Device): void {
+  /** @internal The KVM-VFIO devices this group is registered with. */
+  kvmRegistered(device: KvmVfioDevice, registered: boolean): void {
+    if (registered) this.#kvm.add(device);
+    else this.#kvm.delete(device);
+  }
+
+  /** @internal What teardown() removes from KVM before the group goes. */
+  kvmRegistrations(): { device: KvmVfioDevice; group: Group }[] {
+    return [...this.#kvm].map((device) => ({ device, group: this }));
+  }
+
+  /** @internal Device closed. */
+  deviceClosed(device: Device): void {
     const i = this.#devices.indexOf(device);
     if (i >= 0) this.#devices.splice(i, 1);
+  }
+
+  /** @internal teardown(), step 4: VFIO_GROUP_UNSET_CONTAINER; on failure nothing changed. */
+  unsetNow(): void {
+    const container = this.#container;
+    if (!container) return;
+    try {
+      this.#native.unsetContainer();
+    } catch (e) {
+      rethrow(e, `${this.description}: detaching it from ${container.description}`);
+    }
+    this.#container = null;
+    container.groupDetached(this);
+  }
+
+  /** @internal teardown(), step 5. */
+  closeFd(): void {
+    this.#native.close();
+    openPaths.delete(this.path);
+    this.markClosed();
   }
 
   #assertViable(): void {
@@ -193,30 +236,28 @@ export class Group extends Resource {
     }
   }
 
-  #detach(): void {
-    const container = this.#container;
-    if (!container) return;
-    closeAll(this.#devices);
-    container.beforeGroupLeaves(this);
-    try {
-      this.#native.unsetContainer();
-    } catch (e) {
-      rethrow(e, `${this.description}: detaching it from ${container.description}`);
-    } finally {
-      this.#container = null;
-      container.removeGroup(this);
-    }
-  }
-
   protected override release(): void {
-    try {
-      closeAll(this.#devices);
-      // Hooks (KVM-VFIO unregistration) run while the fd still proves ownership.
-      closeAll([...this.#beforeClose].reverse().map((fn) => ({ close: fn })));
-      this.#detach();
-    } finally {
-      this.#native.close();
-      openGroups.delete(this.path);
-    }
+    const container = this.#container;
+    teardown({
+      subject: this,
+      verb: 'close',
+      devices: this.devices,
+      iommu: container ? container.iommuLeavingWith([this]) : null,
+      kvm: this.kvmRegistrations(),
+      unset: container ? [this] : [],
+      fds: [this],
+    });
   }
+}
+
+function readGroupOptions(options: unknown): GroupOptions {
+  const o = argOptions(options);
+  const out: GroupOptions = {};
+  for (const key of ['devRoot', 'sysfsRoot'] as const) {
+    const v = optionField(o, key, `options.${key}`);
+    if (v === undefined) continue;
+    if (typeof v !== 'string') throw typeError(`options.${key}`, 'of type string', v);
+    out[key] = v;
+  }
+  return out;
 }

@@ -3,10 +3,12 @@
 // sync/async map and unmap. Type1Iommu and SpaprTceIommu fill in the
 // model-specific rules (page sizes, IOVA ranges, DMA windows).
 
-import type { DmaBuffer } from './dma-buffer';
+import { argBool, argInstance, argOptions, argSize, argU64, isInstance, optionField, rangeError, valueError } from './args';
+import type { Container } from './container';
+import { DmaBuffer } from './dma-buffer';
 import { DmaMapping } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
-import { hex, IOVA_LIMIT, isAligned, toSafeSize, toU64 } from './iova';
+import { hex, IOVA_LIMIT, isAligned } from './iova';
 import { native, type NativeContainer } from './native';
 import { memlockHint } from './hints';
 
@@ -30,13 +32,6 @@ export interface IovaRangeSpec {
   size: bigint | number;
 }
 
-/** The container side an IOMMU needs. */
-export interface IommuOwner {
-  readonly description: string;
-  /** Throws ERR_VFIO_CLOSED if the container is closed. */
-  assertUsable(): void;
-}
-
 /** A validated map request. */
 export interface MapRequest {
   buffer: DmaBuffer;
@@ -52,19 +47,29 @@ export abstract class Iommu {
   /** The smallest page the IOMMU maps: IOVA, offset and size must be multiples of it. */
   abstract readonly pageSize: bigint;
 
-  readonly #owner: IommuOwner;
+  readonly #owner: Container;
   protected readonly container: NativeContainer;
   /** Live and in-flight mappings, sorted by IOVA. */
   readonly #mappings: DmaMapping[] = [];
   readonly #pending = new Set<DmaMapping>();
+  #gone = false;
 
-  protected constructor(owner: IommuOwner, container: NativeContainer) {
+  protected constructor(owner: Container, container: NativeContainer) {
     this.#owner = owner;
     this.container = container;
   }
 
   get description(): string {
     return `${this.kind} IOMMU of ${this.#owner.description}`;
+  }
+
+  /**
+   * True once the IOMMU context is gone: its container closed, or the last
+   * group left it (the kernel drops the context then). A gone Iommu refuses
+   * everything with ERR_VFIO_CLOSED; set a new one with container.setIommu().
+   */
+  get closed(): boolean {
+    return this.#gone || this.#owner.closed;
   }
 
   /** Live mappings, sorted by IOVA. */
@@ -78,7 +83,7 @@ export abstract class Iommu {
   }
 
   /** Map a buffer (or part of it) for DMA. */
-  map(buffer: DmaBuffer, options: MapOptions = {}): DmaMapping {
+  map(buffer: DmaBuffer, options?: MapOptions): DmaMapping {
     const mapping = this.#reserve(buffer, options);
     try {
       this.issueMap(mapping);
@@ -90,7 +95,7 @@ export abstract class Iommu {
   }
 
   /** map() with the pinning done on the libuv thread pool (GiBs take seconds). */
-  async mapAsync(buffer: DmaBuffer, options: MapOptions = {}): Promise<DmaMapping> {
+  async mapAsync(buffer: DmaBuffer, options?: MapOptions): Promise<DmaMapping> {
     const mapping = this.#reserve(buffer, options);
     this.#pending.add(mapping);
     try {
@@ -138,7 +143,7 @@ export abstract class Iommu {
 
   /** Unmap everything (one ioctl where the kernel has VFIO_DMA_UNMAP_FLAG_ALL). */
   unmapAll(): void {
-    this.#owner.assertUsable();
+    this.assertUsable();
     this.#assertIdle('unmap everything');
     const all = [...this.#mappings];
     if (all.length === 0) return;
@@ -152,8 +157,16 @@ export abstract class Iommu {
   }
 
   /** The lowest IOVA where `size` bytes fit, aligned to `alignment` (default: the page size). */
-  findFreeIova(size: bigint | number, alignment: bigint = this.pageSize): bigint {
-    const want = toU64(size, 'size');
+  findFreeIova(size: bigint | number, alignment: bigint | number = this.pageSize): bigint {
+    const want = argU64(size, 'size');
+    const align = argU64(alignment, 'alignment');
+    if (want === 0n) throw rangeError('size', '> 0', size);
+    if (align === 0n || (align & (align - 1n)) !== 0n) throw valueError('alignment', 'must be a power of two', alignment);
+    this.assertUsable();
+    return this.#findFree(want, align);
+  }
+
+  #findFree(want: bigint, alignment: bigint): bigint {
     for (const { start, end } of this.windows()) {
       let candidate = alignUp(start, alignment);
       for (const m of this.#mappings) {
@@ -169,15 +182,41 @@ export abstract class Iommu {
   /** Usable IOVA ranges, inclusive ends, sorted. */
   abstract windows(): { start: bigint; end: bigint }[];
 
-  /** @internal Container close: unmap everything, ignoring nothing. */
-  release(): void {
-    this.#assertIdle('close');
+  /** @internal Live mappings, for teardown(). */
+  get mappingCount(): number {
+    return this.#mappings.length;
+  }
+
+  /**
+   * @internal teardown(), step 2: the context is about to go, so give back
+   * everything it holds (mappings; sPAPR registrations too). On a kernel
+   * failure the books stay equal to the kernel's.
+   */
+  releaseAll(): void {
     if (this.#mappings.length > 0) this.unmapAll();
+  }
+
+  /** @internal The kernel dropped the context (the last group left): close with it. */
+  contextGone(): void {
+    this.#gone = true;
+    // Normally empty (teardown unmapped first); the kernel has dropped any left.
+    for (const m of this.#mappings.splice(0)) m.markUnmapped();
   }
 
   /** @internal Refuse to close while a map/unmap is in flight. */
   assertIdle(what: string): void {
     this.#assertIdle(what);
+  }
+
+  /** @internal Throws ERR_VFIO_CLOSED once the context is gone. */
+  assertUsable(): void {
+    if (this.#owner.closed) throw new VfioError(RuleCode.CLOSED, `the ${this.description} is closed: its container is closed`);
+    if (this.#gone) {
+      throw new VfioError(
+        RuleCode.CLOSED,
+        `the ${this.description} is closed: its last group left the container and the kernel dropped the IOMMU context; attach a group and call container.setIommu() for a new one`,
+      );
+    }
   }
 
   // --- model hooks --------------------------------------------------------
@@ -207,32 +246,34 @@ export abstract class Iommu {
 
   // --- validation, in a fixed order so the same bad input always gets the same error
 
-  #reserve(buffer: DmaBuffer, options: MapOptions): DmaMapping {
-    this.#owner.assertUsable();
-    buffer.handle(); // closed buffer → ERR_VFIO_CLOSED
-    if (options === null || typeof options !== 'object') {
-      throw new VfioError(RuleCode.INVALID_ARG, 'map options must be an object');
-    }
-    const offset = toSafeSize(options.offset ?? 0, 'offset');
-    const size = toSafeSize(options.size ?? Math.max(buffer.size - offset, 0), 'size');
-    const readable = options.readable ?? true;
-    const writable = options.writable ?? true;
-    if (typeof readable !== 'boolean' || typeof writable !== 'boolean') {
-      throw new VfioError(RuleCode.INVALID_ARG, 'readable and writable must be booleans');
-    }
+  #reserve(buffer: DmaBuffer, options: MapOptions | undefined): DmaMapping {
+    argInstance(buffer, 'buffer', DmaBuffer);
+    const o = argOptions(options);
+    const givenIova = optionField(o, 'iova', 'options.iova');
+    const givenOffset = optionField(o, 'offset', 'options.offset');
+    const givenSize = optionField(o, 'size', 'options.size');
+    const givenReadable = optionField(o, 'readable', 'options.readable');
+    const givenWritable = optionField(o, 'writable', 'options.writable');
+    const iova = givenIova === undefined ? undefined : argU64(givenIova, 'options.iova');
+    const offset = givenOffset === undefined ? 0 : argSize(givenOffset, 'options.offset');
+    const explicitSize = givenSize === undefined ? undefined : argSize(givenSize, 'options.size');
+    const readable = givenReadable === undefined ? true : argBool(givenReadable, 'options.readable');
+    const writable = givenWritable === undefined ? true : argBool(givenWritable, 'options.writable');
     if (!readable && !writable) {
-      throw new VfioError(RuleCode.INVALID_ARG, 'a mapping the device can neither read nor write is useless: set readable or writable');
+      throw valueError('options', 'asks for a mapping the device can neither read nor write: set readable or writable', o);
     }
+    this.assertUsable();
+    buffer.handle(); // closed buffer → ERR_VFIO_CLOSED
+    const size = explicitSize ?? Math.max(buffer.size - offset, 0);
     if (size === 0) throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: a mapping needs a size > 0`);
     const bigSize = BigInt(size);
-    const iova = options.iova === undefined ? undefined : toU64(options.iova, 'iova');
     if (iova !== undefined && iova + bigSize > IOVA_LIMIT) {
       throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: iova ${hex(iova)} + size ${hex(size)} wraps around 2^64`);
     }
     buffer.checkRange(offset, size);
     this.#checkAlignment('buffer offset', BigInt(offset));
     this.#checkAlignment('size', bigSize);
-    const at = iova ?? this.findFreeIova(bigSize);
+    const at = iova ?? this.#findFree(bigSize, this.pageSize);
     this.#checkAlignment('iova', at);
     const request: MapRequest = { buffer, offset, size: bigSize, iova: at, readable, writable };
     this.checkMap(request);
@@ -314,19 +355,19 @@ export abstract class Iommu {
   }
 
   #victims(target: DmaMapping | IovaRangeSpec): { victims: DmaMapping[]; iova: bigint; size: bigint } {
-    this.#owner.assertUsable();
-    if (target instanceof DmaMapping) {
-      if (target.iommu !== this || !this.#isLive(target)) {
-        throw new VfioError(RuleCode.NO_MAPPING, `${target.description} is not live in the ${this.description}`);
+    if (isInstance(target, DmaMapping)) {
+      const m = target as DmaMapping;
+      this.assertUsable();
+      if (m.iommu !== this || !this.#isLive(m)) {
+        throw new VfioError(RuleCode.NO_MAPPING, `${m.description} is not live in the ${this.description}`);
       }
-      this.#assertNotPending([target]);
-      return { victims: [target], iova: target.iova, size: target.size };
+      this.#assertNotPending([m]);
+      return { victims: [m], iova: m.iova, size: m.size };
     }
-    if (target === null || typeof target !== 'object') {
-      throw new VfioError(RuleCode.INVALID_ARG, 'unmap takes a DmaMapping or { iova, size }');
-    }
-    const iova = toU64(target.iova, 'iova');
-    const size = toU64(target.size, 'size');
+    const spec = argOptions(target, 'target');
+    const iova = argU64(optionField(spec, 'iova', 'target.iova'), 'target.iova');
+    const size = argU64(optionField(spec, 'size', 'target.size'), 'target.size');
+    this.assertUsable();
     if (size === 0n) throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: an unmap needs a size > 0`);
     const inside: DmaMapping[] = [];
     const first = this.#lowerBound(iova);

@@ -1,31 +1,7 @@
 // IOVAs are device addresses, never pointers: always bigint, 0 <= iova < 2^64.
 
-import { RuleCode, VfioError } from './errors';
-
 export type Iova = bigint;
 export const IOVA_LIMIT = 1n << 64n;
-
-/** Accepts a bigint or a safe non-negative integer number; returns bigint. */
-export function toU64(value: unknown, name: string): bigint {
-  if (typeof value === 'bigint') {
-    if (value < 0n || value >= IOVA_LIMIT) {
-      throw new VfioError(RuleCode.INVALID_ARG, `${name} must be within 0 .. 2^64-1, got ${value}`);
-    }
-    return value;
-  }
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
-  throw new VfioError(
-    RuleCode.INVALID_ARG,
-    `${name} must be a bigint or a non-negative safe integer, got ${typeof value === 'number' ? value : typeof value}`,
-  );
-}
-
-/** A non-negative safe integer (byte offsets and sizes inside a buffer). */
-export function toSafeSize(value: unknown, name: string): number {
-  if (typeof value === 'bigint' && value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(value);
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
-  throw new VfioError(RuleCode.INVALID_ARG, `${name} must be a non-negative safe integer, got ${String(value)}`);
-}
 
 export function hex(v: bigint | number): string {
   return `0x${v.toString(16)}`;

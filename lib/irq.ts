@@ -3,13 +3,21 @@
 // (vector, count) is emitted on the JS thread. `count` is how many times the
 // vector fired since the last event (eventfd counters coalesce).
 
-import { EventEmitter, once } from 'node:events';
-import type { Device } from './device';
+import { EventEmitter } from 'node:events';
+import { argInt } from './args';
+import type { Device, DeviceNatives } from './device';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { native, type IrqInfoRaw, type NativeDevice, type NativeEventFd } from './native';
 
 export interface IrqEvents {
   interrupt: [vector: number, count: number];
+}
+
+interface Waiter {
+  vector: number;
+  resolve: (count: number) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export class Irq extends EventEmitter<IrqEvents> implements Disposable {
@@ -23,16 +31,19 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
   readonly automasked: boolean;
   readonly description: string;
   readonly #native: NativeDevice;
+  readonly #natives: DeviceNatives;
   #eventfds: NativeEventFd[] = [];
   #totals: number[] = [];
+  #waiters: Waiter[] = [];
   #ref = true;
 
   /** @internal Created by Device.irq(). */
-  constructor(device: Device, handle: NativeDevice, raw: IrqInfoRaw) {
+  constructor(device: Device, handle: NativeDevice, raw: IrqInfoRaw, natives: DeviceNatives) {
     super();
     const c = native().constants;
     this.device = device;
     this.#native = handle;
+    this.#natives = natives;
     this.index = raw.index;
     this.count = raw.count;
     this.flags = raw.flags;
@@ -48,17 +59,19 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
 
   /** Interrupts seen on `vector` since enable(). */
   total(vector = 0): number {
+    argInt(vector, 'vector', 0, 0xffffffff);
     return this.#totals[vector] ?? 0;
   }
 
   /** Wire `vectors` vectors (default 1) to eventfds: VFIO_DEVICE_SET_IRQS, DATA_EVENTFD | ACTION_TRIGGER. */
   enable(vectors = 1): void {
+    argInt(vectors, 'vectors', 1, 0xffffffff);
     this.device.assertUsable();
     if (this.#eventfds.length > 0) {
       throw new VfioError(RuleCode.ORDER, `${this.description} is already enabled with ${this.#eventfds.length} vector(s); disable() it first`);
     }
-    if (!Number.isInteger(vectors) || vectors < 1 || vectors > this.count) {
-      throw new VfioError(RuleCode.IRQ_RANGE, `${this.description} has ${this.count} vector(s); cannot enable ${String(vectors)}`);
+    if (vectors > this.count) {
+      throw new VfioError(RuleCode.IRQ_RANGE, `${this.description} has ${this.count} vector(s); cannot enable ${vectors}`);
     }
     const fds: NativeEventFd[] = [];
     try {
@@ -72,31 +85,55 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     }
     this.#eventfds = fds;
     this.#totals = fds.map(() => 0);
+    const self = new WeakRef(this);
     fds.forEach((fd, vector) => {
-      fd.start((n) => {
-        this.#totals[vector] += n;
-        this.emit('interrupt', vector, n);
-      });
+      this.#natives.eventfds.add(fd);
+      fd.start(Irq.#listener(self, vector));
       if (!this.#ref) fd.unref();
     });
   }
 
-  /** Resolves with the count of the next interrupt on `vector` (rejects after timeoutMs, if given). */
-  async wait(vector = 0, timeoutMs?: number): Promise<number> {
-    this.#checkVector(vector, 1);
-    const signal = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
-    for (;;) {
-      let args: unknown[];
-      try {
-        args = await once(this, 'interrupt', { signal });
-      } catch (e) {
-        if (signal?.aborted) {
-          throw new VfioError(RuleCode.TIMEOUT, `${this.description}: no interrupt on vector ${vector} within ${timeoutMs} ms`);
-        }
-        throw e;
+  // A watched eventfd is a GC root, and a dropped device must stay
+  // collectable (its safety net then closes these eventfds): the callback
+  // reaches the Irq only weakly. Made in a static method so that the
+  // closure's scope holds no `this` either.
+  static #listener(self: WeakRef<Irq>, vector: number): (n: number) => void {
+    return (n) => {
+      const irq = self.deref();
+      if (irq) irq.#fired(vector, n);
+    };
+  }
+
+  /**
+   * Resolves with the count of the next interrupt on `vector`. Rejects with
+   * ERR_VFIO_TIMEOUT after `timeoutMs` (if given; the timer keeps the process
+   * alive meanwhile), and with ERR_VFIO_CLOSED or ERR_VFIO_ORDER when the
+   * device closes or the index is disabled first.
+   */
+  wait(vector = 0, timeoutMs?: number): Promise<number> {
+    try {
+      argInt(vector, 'vector', 0, 0xffffffff);
+      if (timeoutMs !== undefined) argInt(timeoutMs, 'timeoutMs', 0, 0x7fffffff);
+      this.device.assertUsable();
+      if (this.#eventfds.length === 0) {
+        throw new VfioError(RuleCode.ORDER, `${this.description} is not enabled: nothing can arrive; enable() it first`);
       }
-      if (args[0] === vector) return args[1] as number;
+      if (vector >= this.#eventfds.length) {
+        throw new VfioError(RuleCode.IRQ_RANGE, `${this.description}: vector ${vector} is not enabled (vectors 0..${this.#eventfds.length - 1} are)`);
+      }
+    } catch (e) {
+      return Promise.reject(e);
     }
+    return new Promise<number>((resolve, reject) => {
+      const w: Waiter = { vector, resolve, reject, timer: undefined };
+      if (timeoutMs !== undefined) {
+        w.timer = setTimeout(() => {
+          this.#dropWaiter(w);
+          reject(new VfioError(RuleCode.TIMEOUT, `${this.description}: no interrupt on vector ${vector} within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#waiters.push(w);
+    });
   }
 
   /** VFIO_IRQ_SET_ACTION_MASK on [start, start+count). */
@@ -114,18 +151,19 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     this.#action(native().constants.VFIO_IRQ_SET_ACTION_TRIGGER, start, count, 'trigger');
   }
 
-  /** Tear the index down (ACTION_TRIGGER, count 0) and close its eventfds. */
+  /**
+   * Tear the index down (ACTION_TRIGGER, count 0) and close its eventfds.
+   * If the kernel refuses, nothing changed: the vectors stay wired.
+   */
   disable(): void {
     if (this.#eventfds.length === 0) return;
-    const fds = this.#eventfds;
-    this.#eventfds = [];
+    this.device.assertUsable();
     try {
-      if (!this.device.closed) this.#native.setIrqsNone(this.index, 0, 0, native().constants.VFIO_IRQ_SET_ACTION_TRIGGER);
+      this.#native.setIrqsNone(this.index, 0, 0, native().constants.VFIO_IRQ_SET_ACTION_TRIGGER);
     } catch (e) {
       rethrow(e, `${this.description}: disabling it`);
-    } finally {
-      fds.forEach((fd) => fd.close());
     }
+    this.#dropEventfds(() => new VfioError(RuleCode.ORDER, `${this.description} was disabled while waiting for an interrupt`));
   }
 
   /** Let the process exit even while this interrupt is enabled. */
@@ -141,26 +179,74 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     return this;
   }
 
-  /** @internal Device.close() */
-  close(): void {
-    this.disable();
+  [Symbol.dispose](): void {
+    if (!this.device.closed) this.disable();
+  }
+
+  /**
+   * @internal Device teardown: its fd closes next, which disables the index
+   * in the kernel whatever SET_IRQS answers now; waiters learn why.
+   */
+  deviceClosing(): void {
+    if (this.#eventfds.length === 0) return;
+    try {
+      this.#native.setIrqsNone(this.index, 0, 0, native().constants.VFIO_IRQ_SET_ACTION_TRIGGER);
+    } catch {
+      // the device fd's close disables it
+    }
+    this.#dropEventfds(() => new VfioError(RuleCode.CLOSED, `${this.device.description} was closed while waiting for an interrupt on ${this.description}`));
     this.removeAllListeners();
   }
 
-  [Symbol.dispose](): void {
-    this.disable();
+  #fired(vector: number, n: number): void {
+    this.#totals[vector] += n;
+    if (this.#waiters.length > 0) {
+      const waiting = this.#waiters;
+      this.#waiters = [];
+      for (const w of waiting) {
+        if (w.vector !== vector) {
+          this.#waiters.push(w);
+          continue;
+        }
+        if (w.timer) clearTimeout(w.timer);
+        w.resolve(n);
+      }
+    }
+    this.emit('interrupt', vector, n);
+  }
+
+  #dropWaiter(w: Waiter): void {
+    const i = this.#waiters.indexOf(w);
+    if (i >= 0) this.#waiters.splice(i, 1);
+  }
+
+  #dropEventfds(why: () => Error): void {
+    const fds = this.#eventfds;
+    this.#eventfds = [];
+    for (const fd of fds) {
+      fd.close();
+      this.#natives.eventfds.delete(fd);
+    }
+    const waiting = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiting) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(why());
+    }
   }
 
   #checkVector(start: number, count: number): void {
+    argInt(start, 'start', 0, 0xffffffff);
+    argInt(count, 'count', 1, 0xffffffff);
     const limit = this.#eventfds.length || this.count;
-    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 || start + count > limit) {
-      throw new VfioError(RuleCode.IRQ_RANGE, `${this.description}: vectors ${String(start)}+${String(count)} are outside 0..${limit - 1}`);
+    if (start + count > limit) {
+      throw new VfioError(RuleCode.IRQ_RANGE, `${this.description}: vectors ${start}+${count} are outside 0..${limit - 1}`);
     }
   }
 
   #action(action: number, start: number, count: number, what: string): void {
-    this.device.assertUsable();
     this.#checkVector(start, count);
+    this.device.assertUsable();
     if ((what === 'mask' || what === 'unmask') && !this.maskable) {
       throw new VfioError(RuleCode.UNSUPPORTED, `${this.description} is not maskable (no VFIO_IRQ_INFO_MASKABLE)`);
     }

@@ -2,10 +2,13 @@
 // which VFIO groups a VM uses; the kernel takes an open group fd as proof of
 // ownership, so the API takes our Group objects only, never a number.
 
+import { readlinkSync } from 'node:fs';
+import { argFd, argInstance, argInt, argName, valueError } from './args';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { Group } from './group';
 import { native, type NativeGroup, type NativeKvm, type NativeKvmDevice, type NativeVm } from './native';
-import { Resource } from './resource';
+import { closerOf, Resource } from './resource';
+import { teardown } from './teardown';
 
 export class Kvm extends Resource {
   readonly path: string;
@@ -13,33 +16,39 @@ export class Kvm extends Resource {
   readonly apiVersion: number;
   readonly #native: NativeKvm;
 
-  private constructor(path: string, handle: NativeKvm) {
+  private constructor(path: string, handle: NativeKvm, apiVersion: number) {
     super();
     this.path = path;
     this.#native = handle;
+    this.apiVersion = apiVersion;
     this.description = `KVM ${path}`;
-    this.track(() => handle.close());
-    try {
-      this.apiVersion = handle.getApiVersion();
-    } catch (e) {
-      handle.close();
-      rethrow(e, `${path}: KVM_GET_API_VERSION`);
-    }
+    this.track(closerOf(handle));
   }
 
   /** Opens /dev/kvm (or `path`). */
   static open(path = '/dev/kvm'): Kvm {
+    if (typeof path !== 'string' || path.length === 0) argName(path, 'path');
+    let handle: NativeKvm;
     try {
-      return new Kvm(path, native().openKvm(path));
+      handle = native().openKvm(path);
     } catch (e) {
       rethrow(e, `opening ${path}`, (code) =>
         code === 'ENOENT' ? 'KVM is not available: load kvm_intel or kvm_amd and check virtualization is enabled' :
         code === 'EACCES' ? `add the user to the group owning ${path} (usually 'kvm')` : undefined, path);
     }
+    let version: number;
+    try {
+      version = handle.getApiVersion();
+    } catch (e) {
+      handle.close();
+      rethrow(e, `${path}: KVM_GET_API_VERSION`);
+    }
+    return new Kvm(path, handle, version);
   }
 
   /** KVM_CHECK_EXTENSION on /dev/kvm. */
   checkExtension(capability: number): number {
+    argInt(capability, 'capability', 0, 0xffffffff);
     this.assertOpen();
     try {
       return this.#native.checkExtension(capability);
@@ -50,6 +59,7 @@ export class Kvm extends Resource {
 
   /** KVM_CREATE_VM. The VM outlives this object: close it separately. */
   createVm(type = 0): Vm {
+    argInt(type, 'type', 0, 0xffffffff);
     this.assertOpen();
     try {
       return new Vm(this.#native.createVm(type), 'created');
@@ -73,12 +83,20 @@ export class Vm extends Resource {
     super();
     this.#native = handle;
     this.description = `VM (${how}, fd ${handle.fd})`;
-    this.track(() => handle.close());
+    this.track(closerOf(handle));
   }
 
-  /** Adopt a VMM's VM fd: it is duplicated, and the duplicate is ours to close. */
+  /**
+   * Adopt a VMM's VM fd: it is duplicated, and the duplicate is ours to
+   * close. Anything but a KVM VM fd is refused: KVM ioctls sent to another
+   * driver's fd would mean something else to it.
+   */
   static adopt(fd: number): Vm {
-    if (!Number.isSafeInteger(fd) || fd < 0) throw new VfioError(RuleCode.INVALID_ARG, `a VM fd is a non-negative integer, got ${String(fd)}`);
+    argFd(fd);
+    const kind = fdKind(fd);
+    if (kind !== null && kind !== 'anon_inode:kvm-vm') {
+      throw valueError('fd', `must be a KVM VM fd (anon_inode:kvm-vm, from KVM_CREATE_VM); fd ${fd} is ${kind}`, fd);
+    }
     try {
       return new Vm(native().adoptVm(fd), `adopted from fd ${fd}`);
     } catch (e) {
@@ -88,6 +106,7 @@ export class Vm extends Resource {
 
   /** KVM_CHECK_EXTENSION on the VM fd. */
   checkExtension(capability: number): number {
+    argInt(capability, 'capability', 0, 0xffffffff);
     this.assertOpen();
     try {
       return this.#native.checkExtension(capability);
@@ -124,12 +143,23 @@ export class Vm extends Resource {
     }
   }
 
+  /** @internal teardown(), step 5. */
+  closeFd(): void {
+    this.#native.close();
+    this.markClosed();
+  }
+
   protected override release(): void {
-    try {
-      this.#vfio?.close();
-    } finally {
-      this.#native.close();
-    }
+    const vfio = this.#vfio && !this.#vfio.closed ? this.#vfio : null;
+    teardown({
+      subject: this,
+      verb: 'close',
+      devices: [],
+      iommu: null,
+      kvm: vfio ? vfio.kvmRegistrations() : [],
+      unset: [],
+      fds: vfio ? [vfio, this] : [this],
+    });
   }
 }
 
@@ -138,7 +168,7 @@ export class KvmVfioDevice extends Resource {
   readonly description: string;
   readonly #native: NativeKvmDevice;
   // The group's native handle is kept: removal runs while the group is closing.
-  readonly #groups = new Map<Group, { handle: NativeGroup; unhook: () => void }>();
+  readonly #groups = new Map<Group, NativeGroup>();
 
   /** @internal Vm.vfioDevice() */
   constructor(vm: Vm, handle: NativeKvmDevice) {
@@ -146,7 +176,7 @@ export class KvmVfioDevice extends Resource {
     this.vm = vm;
     this.#native = handle;
     this.description = `KVM-VFIO device of ${vm.description}`;
-    this.track(() => handle.close());
+    this.track(closerOf(handle));
   }
 
   /** Groups registered with KVM. */
@@ -160,8 +190,9 @@ export class KvmVfioDevice extends Resource {
    * it closes.
    */
   add(group: Group): void {
+    argInstance(group, 'group', Group, 'Group (its open fd proves ownership)');
     this.assertOpen();
-    const handle = this.#groupHandle(group);
+    const handle = group.handle();
     if (this.#groups.has(group)) throw new VfioError(RuleCode.KVM_EXISTS, `${group.description} is already registered with the ${this.description}`);
     if (group.devices.length > 0) {
       throw new VfioError(
@@ -174,15 +205,17 @@ export class KvmVfioDevice extends Resource {
     } catch (e) {
       rethrow(e, `${this.description}: adding ${group.description}`);
     }
-    this.#groups.set(group, { handle, unhook: group.onBeforeClose(() => this.#remove(group)) });
+    this.#groups.set(group, handle);
+    group.kvmRegistered(this, true);
   }
 
   /** KVM_DEV_VFIO_FILE_DEL. */
   remove(group: Group): void {
+    argInstance(group, 'group', Group, 'Group (its open fd proves ownership)');
     this.assertOpen();
-    this.#groupHandle(group);
+    group.handle();
     if (!this.#groups.has(group)) throw new VfioError(RuleCode.KVM_NOT_REGISTERED, `${group.description} is not registered with the ${this.description}`);
-    this.#remove(group);
+    this.removeNow(group);
   }
 
   /**
@@ -190,9 +223,10 @@ export class KvmVfioDevice extends Resource {
    * TCE table (`tableFd`, from KVM_CREATE_SPAPR_TCE_64). POWER hosts only.
    */
   setSpaprTce(group: Group, tableFd: number): void {
+    argInstance(group, 'group', Group, 'Group (its open fd proves ownership)');
+    argFd(tableFd, 'tableFd');
     this.assertOpen();
-    const handle = this.#groupHandle(group);
-    if (!Number.isSafeInteger(tableFd) || tableFd < 0) throw new VfioError(RuleCode.INVALID_ARG, `tableFd must be a file descriptor number, got ${String(tableFd)}`);
+    const handle = group.handle();
     if (!this.#groups.has(group)) throw new VfioError(RuleCode.KVM_NOT_REGISTERED, `${group.description} must be added to the ${this.description} before its sPAPR TCE table is set`);
     try {
       this.#native.setSpaprTce(handle, tableFd);
@@ -202,31 +236,40 @@ export class KvmVfioDevice extends Resource {
     }
   }
 
-  #groupHandle(group: Group): NativeGroup {
-    if (!(group instanceof Group)) {
-      throw new VfioError(RuleCode.INVALID_ARG, `KVM-VFIO takes a Group object (its open fd proves ownership), not ${typeof group}`);
-    }
-    return group.handle();
+  /** @internal What teardown() removes when this device closes. */
+  kvmRegistrations(): { device: KvmVfioDevice; group: Group }[] {
+    return [...this.#groups.keys()].map((group) => ({ device: this, group }));
   }
 
-  #remove(group: Group): void {
-    const entry = this.#groups.get(group);
-    if (!entry) return;
+  /** @internal teardown(), step 3: KVM_DEV_VFIO_FILE_DEL; on failure nothing changed. */
+  removeNow(group: Group): void {
+    const handle = this.#groups.get(group);
+    if (!handle) return;
     try {
-      this.#native.setVfioFile(native().constants.KVM_DEV_VFIO_FILE_DEL, entry.handle);
+      this.#native.setVfioFile(native().constants.KVM_DEV_VFIO_FILE_DEL, handle);
     } catch (e) {
       rethrow(e, `${this.description}: removing ${group.description}`);
-    } finally {
-      this.#groups.delete(group);
-      entry.unhook();
     }
+    this.#groups.delete(group);
+    group.kvmRegistered(this, false);
+  }
+
+  /** @internal teardown(), step 5. */
+  closeFd(): void {
+    this.#native.close();
+    this.markClosed();
   }
 
   protected override release(): void {
-    try {
-      for (const g of [...this.#groups.keys()]) this.#remove(g);
-    } finally {
-      this.#native.close();
-    }
+    teardown({ subject: this, verb: 'close', devices: [], iommu: null, kvm: this.kvmRegistrations(), unset: [], fds: [this] });
+  }
+}
+
+/** What /proc says an fd is ('anon_inode:kvm-vm', '/dev/null'), or null if it cannot tell. */
+function fdKind(fd: number): string | null {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return null;
   }
 }

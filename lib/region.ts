@@ -11,11 +11,12 @@
 // mmap goes through the addon's volatile accessors, because a store through
 // a view of it would fault the process.
 
-import type { Device } from './device';
+import { argBool, argBytes, argInt, argOptions, argSize, optionField, rangeError, typeError } from './args';
+import type { Device, DeviceNatives } from './device';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { hex } from './iova';
 import { native, type AccessWidth, type NativeDevice, type NativeRegionMapping, type RegionInfoRaw } from './native';
-import { closeAll, Resource } from './resource';
+import { Resource } from './resource';
 
 export interface SparseArea {
   offset: bigint;
@@ -38,13 +39,15 @@ export class Region {
   readonly type: { type: number; subtype: number } | null;
   readonly description: string;
   readonly #native: NativeDevice;
+  readonly #natives: DeviceNatives;
   readonly #mappings = new Set<RegionMapping>();
 
   /** @internal Created by Device.region(). */
-  constructor(device: Device, handle: NativeDevice, raw: RegionInfoRaw) {
+  constructor(device: Device, handle: NativeDevice, raw: RegionInfoRaw, natives: DeviceNatives) {
     const c = native().constants;
     this.device = device;
     this.#native = handle;
+    this.#natives = natives;
     this.index = raw.index;
     this.flags = raw.flags;
     this.size = raw.size;
@@ -84,6 +87,7 @@ export class Region {
 
   /** Bulk read (e.g. all of config space). */
   readBytes(offset: number, length: number): Buffer {
+    argInt(length, 'length', 0, 0x7fffffff);
     this.#check(offset, length, 1, 'read');
     try {
       return this.#native.readBytes(this.fdOffset + BigInt(offset), length);
@@ -93,6 +97,7 @@ export class Region {
   }
 
   writeBytes(offset: number, data: Uint8Array): void {
+    argBytes(data, 'data');
     this.#check(offset, data.length, 1, 'write');
     try {
       this.#native.writeBytes(this.fdOffset + BigInt(offset), data);
@@ -105,17 +110,27 @@ export class Region {
    * mmap [offset, offset+size) of the region (default: all of it, or the
    * first sparse area). Must be page-aligned and inside one mappable area.
    */
-  mmap(options: { offset?: number; size?: number; writable?: boolean } = {}): RegionMapping {
+  mmap(options?: { offset?: number; size?: number; writable?: boolean }): RegionMapping {
+    const o = argOptions(options);
+    const givenOffset = optionField(o, 'offset', 'options.offset');
+    const givenSize = optionField(o, 'size', 'options.size');
+    const givenWritable = optionField(o, 'writable', 'options.writable');
+    if (givenOffset !== undefined) argSize(givenOffset, 'options.offset');
+    if (givenSize !== undefined) argSize(givenSize, 'options.size');
+    if (givenWritable !== undefined) argBool(givenWritable, 'options.writable');
     this.device.assertUsable();
     if (!this.mappable) {
       throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} cannot be mmapped (no VFIO_REGION_INFO_FLAG_MMAP); use read32()/write32()`);
     }
     const first = this.sparseAreas?.[0];
-    const offset = options.offset ?? Number(first?.offset ?? 0n);
-    const size = options.size ?? Number(first ? first.size : this.size) - (options.offset !== undefined && first ? offset - Number(first.offset) : 0);
+    const offset = givenOffset !== undefined ? argSize(givenOffset, 'options.offset') : Number(first?.offset ?? 0n);
+    const size =
+      givenSize !== undefined
+        ? argSize(givenSize, 'options.size')
+        : Number(first ? first.size : this.size) - (givenOffset !== undefined && first ? offset - Number(first.offset) : 0);
     const page = native().pageSize;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size <= 0) {
-      throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: mmap needs a non-negative offset and a size > 0`);
+    if (size <= 0) {
+      throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: mmap needs a size > 0 inside the region`);
     }
     if (offset % page !== 0 || size % page !== 0) {
       throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: mmap offset ${hex(offset)} and size ${hex(size)} must be multiples of the page size ${hex(page)}`);
@@ -127,7 +142,7 @@ export class Region {
       const list = areas.map((a) => `${hex(a.offset)}+${hex(a.size)}`).join(', ');
       throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: ${hex(offset)}+${hex(size)} is not inside a mappable area (${list})`);
     }
-    const writable = options.writable ?? this.writable;
+    const writable = (givenWritable as boolean | undefined) ?? this.writable;
     const c = native().constants;
     const prot = c.PROT_READ | (writable ? c.PROT_WRITE : 0);
     let handle: NativeRegionMapping;
@@ -136,21 +151,24 @@ export class Region {
     } catch (e) {
       rethrow(e, `${this.description}: mmap of ${hex(offset)}+${hex(size)}`);
     }
-    const mapping = new RegionMapping(this, offset, handle, writable, () => this.#mappings.delete(mapping));
+    const natives = this.#natives;
+    natives.mmaps.add(handle);
+    const mapping = new RegionMapping(this, offset, handle, writable, natives, () => this.#mappings.delete(mapping));
     this.#mappings.add(mapping);
     return mapping;
   }
 
-  /** @internal Device.close(): munmap everything (a BAR mmap keeps the device open). */
-  close(): void {
-    closeAll(this.#mappings);
+  /** @internal Device teardown: munmap everything (a BAR mmap keeps the device open). */
+  deviceClosing(): void {
+    for (const m of [...this.#mappings]) m.close();
   }
 
   #check(offset: number, width: number, align: number, what: 'read' | 'write'): void {
+    argInt(offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
     this.device.assertUsable();
     if (what === 'read' && !this.readable) throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} is not readable`);
     if (what === 'write' && !this.writable) throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} is not writable`);
-    if (!Number.isSafeInteger(offset) || offset < 0 || BigInt(offset) + BigInt(width) > this.size || offset % align !== 0) {
+    if (BigInt(offset) + BigInt(width) > this.size || offset % align !== 0) {
       throw new VfioError(
         RuleCode.REGION_RANGE,
         `${this.description}: ${width}-byte access at ${String(offset)} is outside its ${hex(this.size)} bytes or not ${align}-byte aligned`,
@@ -189,6 +207,7 @@ export class RegionMapping extends Resource {
   readonly size: number;
   readonly description: string;
   readonly #native: NativeRegionMapping;
+  readonly #natives: DeviceNatives;
   readonly #onClose: () => void;
   // Views of a read-write mapping (detached by close()), else null.
   readonly #u8: Uint8Array | null = null;
@@ -197,15 +216,15 @@ export class RegionMapping extends Resource {
   readonly #u64: BigUint64Array | null = null;
 
   /** @internal Created by Region.mmap(). */
-  constructor(region: Region, offset: number, handle: NativeRegionMapping, writable: boolean, onClose: () => void) {
+  constructor(region: Region, offset: number, handle: NativeRegionMapping, writable: boolean, natives: DeviceNatives, onClose: () => void) {
     super();
     this.region = region;
     this.offset = offset;
     this.size = handle.size;
     this.#native = handle;
+    this.#natives = natives;
     this.#onClose = onClose;
     this.description = `mmap of ${region.description} at ${hex(offset)}`;
-    this.track(() => handle.close());
     // A BAR past V8's typed-array limits keeps the native accessors.
     const ab = writable && handle.size <= maxViewBytes ? externalBuffer(handle) : null;
     if (ab) {
@@ -214,6 +233,11 @@ export class RegionMapping extends Resource {
       this.#u32 = new Uint32Array(ab);
       this.#u64 = new BigUint64Array(ab);
     }
+    this.track(() => {
+      const open = natives.mmaps.delete(handle);
+      handle.close();
+      return open;
+    });
   }
 
   read8(offset: number): number {
@@ -262,6 +286,7 @@ export class RegionMapping extends Resource {
   // multiple of the width, so at / width is exact (a shift would wrap past
   // 4 GiB).
   #at(offset: number, width: AccessWidth): number {
+    if (typeof offset !== 'number') throw typeError('offset', 'of type number', offset);
     this.assertOpen();
     const at = offset - this.offset;
     if (!Number.isInteger(at) || at < 0 || at + width > this.size || at % width !== 0) {
@@ -275,6 +300,7 @@ export class RegionMapping extends Resource {
 
   protected override release(): void {
     this.#native.close();
+    this.#natives.mmaps.delete(this.#native);
     this.#onClose();
   }
 }
@@ -289,11 +315,13 @@ function externalBuffer(handle: NativeRegionMapping): ArrayBuffer | null {
 }
 
 function checkValue(value: number | bigint, width: AccessWidth): void {
-  const ok =
-    width === 8
-      ? typeof value === 'bigint' && value >= 0n && value < 1n << 64n
-      : typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 2 ** (width * 8);
-  if (!ok) {
-    throw new VfioError(RuleCode.INVALID_ARG, `a ${width * 8}-bit value must be ${width === 8 ? 'a bigint' : 'an integer'} in 0..2^${width * 8}-1, got ${String(value)}`);
+  if (width === 8) {
+    if (typeof value !== 'bigint') throw typeError('value', 'of type bigint', value);
+    if (value < 0n || value >= 1n << 64n) throw rangeError('value', '>= 0n and < 2n ** 64n', value);
+    return;
+  }
+  if (typeof value !== 'number') throw typeError('value', 'of type number', value);
+  if (!Number.isInteger(value) || value < 0 || value >= 2 ** (width * 8)) {
+    throw rangeError('value', `an integer >= 0 and < 2 ** ${width * 8}`, value);
   }
 }

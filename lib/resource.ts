@@ -1,24 +1,31 @@
 // Every public object that owns something in the kernel derives from
 // Resource: close() is idempotent, use after close throws ERR_VFIO_CLOSED,
 // `using` works, and a FinalizationRegistry catches what was never closed.
+//
+// close() marks the object closed only once release() has returned: a close
+// that throws (refused, or stopped by the kernel) has not closed the object.
+// The VFIO objects' release() is teardown() (lib/teardown.ts), which marks
+// each object closed at the step that really closed it.
 
 import { RuleCode, VfioError } from './errors';
 
-// The safety net: it only ever holds a closer that captures native handles,
-// never the wrapper itself, so the wrapper can be collected.
-const leaked = new FinalizationRegistry<{ what: string; close: () => void }>((held) => {
+// The safety net: it only ever holds a closer over native handles, never the
+// wrapper itself (nor anything that reaches it), so the wrapper can be
+// collected. The closer says whether it found anything still open.
+const leaked = new FinalizationRegistry<{ what: string; close: () => boolean }>((held) => {
+  let closed = false;
   try {
-    held.close();
-  } finally {
-    process.emitWarning(`${held.what} was garbage-collected without close(); it has been closed now`, {
-      code: 'VFIO_LEAKED_RESOURCE',
-    });
+    closed = held.close();
+  } catch {
+    closed = true;
+  }
+  if (closed) {
+    process.emitWarning(`${held.what} was garbage-collected without close(); it has been closed now`, { code: 'VFIO_LEAKED_RESOURCE' });
   }
 });
 
 export abstract class Resource implements Disposable {
   #closed = false;
-  #closing = false;
   #tracked = false;
 
   /** What the object is, for messages: 'group 12', 'device 0000:00:03.0'. */
@@ -28,40 +35,37 @@ export abstract class Resource implements Disposable {
     return this.#closed;
   }
 
-  /** Arms the safety net with a closer over native handles only. */
-  protected track(closeNative: () => void): void {
+  /**
+   * Arms the safety net with a closer over native handles only; call it last
+   * in a constructor, once nothing can fail. The closer returns whether it
+   * closed anything (false when the handles were closed already).
+   */
+  protected track(closeNative: () => boolean): void {
     leaked.register(this, { what: this.description, close: closeNative }, this);
     this.#tracked = true;
   }
 
-  /** Throws ERR_VFIO_CLOSED if this object (or a parent) is closed. */
+  /** Throws ERR_VFIO_CLOSED if this object is closed. */
   protected assertOpen(): void {
-    if (this.#closed || this.#closing) {
-      throw new VfioError(RuleCode.CLOSED, `${this.description} is closed`);
-    }
+    if (this.#closed) throw new VfioError(RuleCode.CLOSED, `${this.description} is closed`);
   }
 
-  /** Release what this object owns, children first. Runs once. */
+  /**
+   * Release what this object owns. Throw to refuse (nothing changed), or
+   * when the kernel stops it halfway (the books equal to the kernel's): the
+   * object then stays open for a retry.
+   */
   protected abstract release(): void;
 
-  /** Throw here to refuse a close() and leave the object open and usable. */
-  protected assertClosable(): void {}
-
   close(): void {
-    if (this.#closed || this.#closing) return;
-    this.assertClosable();
-    this.#closing = true;
-    try {
-      this.release();
-    } finally {
-      this.#closed = true;
-      this.#closing = false;
-      if (this.#tracked) leaked.unregister(this);
-    }
+    if (this.#closed) return;
+    this.release();
+    this.markClosed();
   }
 
-  /** Record that the kernel object is already gone (a parent released it). */
-  protected markClosed(): void {
+  /** @internal The kernel object is gone (closed here, or by teardown()). */
+  markClosed(): void {
+    if (this.#closed) return;
     this.#closed = true;
     if (this.#tracked) leaked.unregister(this);
   }
@@ -71,20 +75,11 @@ export abstract class Resource implements Disposable {
   }
 }
 
-/**
- * Closes every resource, even if some throw; re-throws the first error
- * afterwards so one bad child does not leave its siblings open.
- */
-export function closeAll(resources: Iterable<{ close(): void }>): void {
-  let first: unknown;
-  let failed = false;
-  for (const r of [...resources]) {
-    try {
-      r.close();
-    } catch (e) {
-      if (!failed) first = e;
-      failed = true;
-    }
-  }
-  if (failed) throw first;
+/** A native handle's closer for track(): true when it was still open. */
+export function closerOf(handle: { readonly fd: number; close(): void }): () => boolean {
+  return () => {
+    const open = handle.fd >= 0;
+    handle.close();
+    return open;
+  };
 }

@@ -17,11 +17,14 @@
 // - Removing (or clearing) a window walks every TCE: ~0.6 s per GiB of
 //   4 KiB pages under TCG, 43 s for 64 GiB. Keep test windows small.
 
-import type { DmaBuffer, BufferUser } from './dma-buffer';
+import type { BufferUser } from './dma-buffer';
 import type { DmaMapping } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
-import { hex, isAligned, overlaps, toSafeSize, toU64 } from './iova';
-import { Iommu, type IommuOwner, type MapRequest } from './iommu';
+import { argInstance, argInt, argOptions, argSize, argU64, optionField, valueError } from './args';
+import type { Container } from './container';
+import { DmaBuffer } from './dma-buffer';
+import { hex, isAligned, overlaps } from './iova';
+import { Iommu, type MapRequest } from './iommu';
 import { memlockHint } from './hints';
 import { native, type NativeContainer, type SpaprInfoRaw } from './native';
 
@@ -79,6 +82,17 @@ export class MemoryRegistration implements BufferUser {
   }
 }
 
+/** @internal Container.setIommu() reads these before VFIO_SET_IOMMU, so bad options change nothing. */
+export function readSpaprOptions(options: unknown): { dma32PageSize: bigint } {
+  const o = argOptions(options);
+  const given = optionField(o, 'dma32PageSize', 'options.dma32PageSize');
+  const dma32PageSize = given === undefined ? 4096n : argU64(given, 'options.dma32PageSize');
+  if (dma32PageSize === 0n || (dma32PageSize & (dma32PageSize - 1n)) !== 0n) {
+    throw valueError('options.dma32PageSize', 'must be a power of two', given);
+  }
+  return { dma32PageSize };
+}
+
 export class SpaprTceIommu extends Iommu {
   readonly kind: 'spapr' | 'spapr-v2';
   readonly info: SpaprInfo;
@@ -88,19 +102,16 @@ export class SpaprTceIommu extends Iommu {
   #uncleared: DmaWindow[];
 
   /** @internal Created by Container.setIommu(). */
-  constructor(owner: IommuOwner, container: NativeContainer, kind: 'spapr' | 'spapr-v2', options: SpaprOptions = {}) {
+  constructor(owner: Container, container: NativeContainer, kind: 'spapr' | 'spapr-v2', options: { dma32PageSize: bigint }) {
     super(owner, container);
     this.kind = kind;
+    const dma32Page = options.dma32PageSize;
     try {
       this.info = container.spaprGetInfo();
       // v1 maps nothing (EPERM) until the TCE table is enabled; v2 needs no enable.
       if (kind === 'spapr') container.enable();
     } catch (e) {
       rethrow(e, `setting up the ${kind} IOMMU`);
-    }
-    const dma32Page = toU64(options.dma32PageSize ?? 4096, 'dma32PageSize');
-    if (dma32Page === 0n || (dma32Page & (dma32Page - 1n)) !== 0n) {
-      throw new VfioError(RuleCode.INVALID_ARG, `dma32PageSize must be a power of two, got ${hex(dma32Page)}`);
     }
     const dma32 = new DmaWindow(this.info.dma32WindowStart, this.info.dma32WindowSize, dma32Page, true);
     this.#windows = [dma32];
@@ -135,11 +146,17 @@ export class SpaprTceIommu extends Iommu {
    * v2: VFIO_IOMMU_SPAPR_REGISTER_MEMORY. Pins [offset, offset+size) of the
    * buffer (default: all of it); maps must lie inside a registration.
    */
-  register(buffer: DmaBuffer, options: { offset?: number; size?: number } = {}): MemoryRegistration {
+  register(buffer: DmaBuffer, options?: { offset?: number; size?: number }): MemoryRegistration {
+    argInstance(buffer, 'buffer', DmaBuffer);
+    const o = argOptions(options);
+    const givenOffset = optionField(o, 'offset', 'options.offset');
+    const givenSize = optionField(o, 'size', 'options.size');
+    const offset = givenOffset === undefined ? 0 : argSize(givenOffset, 'options.offset');
+    const explicitSize = givenSize === undefined ? undefined : argSize(givenSize, 'options.size');
+    this.assertUsable();
     this.#requireV2('pre-registers memory', 'v1 maps any memory without registering it');
     buffer.handle(); // closed buffer → ERR_VFIO_CLOSED
-    const offset = toSafeSize(options.offset ?? 0, 'offset');
-    const size = toSafeSize(options.size ?? Math.max(buffer.size - offset, 0), 'size');
+    const size = explicitSize ?? Math.max(buffer.size - offset, 0);
     buffer.checkRange(offset, size);
     if (size === 0 || offset % buffer.pageSize !== 0 || size % buffer.pageSize !== 0) {
       throw new VfioError(
@@ -170,6 +187,8 @@ export class SpaprTceIommu extends Iommu {
    * that is no longer pinned for it.
    */
   unregister(reg: MemoryRegistration): void {
+    argInstance(reg, 'reg', MemoryRegistration);
+    this.assertUsable();
     const i = this.#registrations.indexOf(reg);
     if (i < 0) throw new VfioError(RuleCode.NOT_REGISTERED, `${reg.description} is not live in the ${this.description}`);
     const user = this.mappings.find((m) => m.buffer === reg.buffer && overlaps(BigInt(m.offset), m.size, BigInt(reg.offset), BigInt(reg.size)));
@@ -190,18 +209,21 @@ export class SpaprTceIommu extends Iommu {
    * or clear: the kernel walks every TCE.
    */
   createWindow(options: { pageSize: number | bigint; size: number | bigint; levels?: number }): DmaWindow {
+    const o = argOptions(options);
+    const pageSize = argU64(optionField(o, 'pageSize', 'options.pageSize'), 'options.pageSize');
+    const size = argU64(optionField(o, 'size', 'options.size'), 'options.size');
+    const givenLevels = optionField(o, 'levels', 'options.levels');
+    const levels = givenLevels === undefined ? 1 : argInt(givenLevels, 'options.levels', 1, 0xffffffff);
+    this.assertUsable();
     const ddw = this.#requireDdw();
-    const pageSize = toU64(options.pageSize, 'pageSize');
-    const size = toU64(options.size, 'size');
-    const levels = options.levels ?? 1;
     if (pageSize === 0n || (pageSize & (pageSize - 1n)) !== 0n || (ddw.pgsizes & pageSize) === 0n) {
-      throw new VfioError(RuleCode.INVALID_ARG, `${this.description}: page size ${hex(pageSize)} is not one the IOMMU offers (${pageSizeList(ddw.pgsizes)})`);
+      throw new VfioError(RuleCode.UNSUPPORTED, `${this.description}: page size ${hex(pageSize)} is not one the IOMMU offers (${pageSizeList(ddw.pgsizes)})`);
     }
     if (size < pageSize || (size & (size - 1n)) !== 0n) {
       throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: a window's size must be a power of two of at least its page size ${hex(pageSize)}, got ${hex(size)}`);
     }
-    if (!Number.isSafeInteger(levels) || levels < 1 || levels > ddw.levels) {
-      throw new VfioError(RuleCode.INVALID_ARG, `${this.description}: a TCE table has 1..${ddw.levels} levels here, got ${String(levels)}`);
+    if (levels > ddw.levels) {
+      throw new VfioError(RuleCode.UNSUPPORTED, `${this.description}: a TCE table has 1..${ddw.levels} levels here, got ${levels}`);
     }
     if (this.#windows.length >= ddw.maxDynamicWindowsSupported) {
       throw new VfioError(
@@ -225,6 +247,8 @@ export class SpaprTceIommu extends Iommu {
    * mappings live in the window: the kernel would drop them silently.
    */
   removeWindow(window: DmaWindow): void {
+    argInstance(window, 'window', DmaWindow);
+    this.assertUsable();
     this.#requireDdw();
     if (!this.#windows.includes(window)) throw new VfioError(RuleCode.NO_MAPPING, `${window.description} is not a live window of the ${this.description}`);
     const user = this.mappings.find((m) => overlaps(m.iova, m.size, window.start, window.size));
@@ -250,6 +274,8 @@ export class SpaprTceIommu extends Iommu {
 
   /** VFIO_EEH_PE_OP (op: VFIO_EEH_PE_*); returns the kernel's result (a state for GET_STATE). */
   eehPeOp(op: number): number {
+    argInt(op, 'op', 0, 0xffffffff);
+    this.assertUsable();
     if (!this.eehSupported) throw new VfioError(RuleCode.IOMMU_UNSUPPORTED, `${this.description}: the kernel offers no EEH for this container (VFIO_EEH)`);
     try {
       return this.container.eehPeOp(op);
@@ -324,8 +350,9 @@ export class SpaprTceIommu extends Iommu {
     return undefined;
   }
 
-  override release(): void {
-    super.release();
+  /** @internal Unregisters too: the context is about to go. */
+  override releaseAll(): void {
+    super.releaseAll();
     for (const reg of [...this.#registrations]) this.unregister(reg);
   }
 

@@ -4,7 +4,8 @@
 import type { DmaMapping } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { hex, IOVA_LIMIT, smallestPage } from './iova';
-import { Iommu, type IommuOwner, type MapRequest } from './iommu';
+import type { Container } from './container';
+import { Iommu, type MapRequest } from './iommu';
 import { native, type NativeContainer, type Type1InfoRaw } from './native';
 
 export interface Type1Info {
@@ -27,7 +28,7 @@ export class Type1Iommu extends Iommu {
   readonly #unmapAll: boolean;
 
   /** @internal Created by Container.setIommu(). */
-  constructor(owner: IommuOwner, container: NativeContainer, kind: 'type1' | 'type1v2') {
+  constructor(owner: Container, container: NativeContainer, kind: 'type1' | 'type1v2') {
     super(owner, container);
     this.kind = kind;
     const info = this.info();

@@ -89,8 +89,8 @@ describe('group before access', () => {
   });
 
   it('refuses bad group ids without a syscall', () => {
-    throwsCode(() => Group.open(-1), 'ERR_VFIO_INVALID_ARG');
-    throwsCode(() => Group.open(1.5), 'ERR_VFIO_INVALID_ARG');
+    throwsCode(() => Group.open(-1), 'ERR_OUT_OF_RANGE');
+    throwsCode(() => Group.open(1.5), 'ERR_OUT_OF_RANGE');
     assert.deepEqual(fake.k.calls, []);
   });
 });

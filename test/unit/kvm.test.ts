@@ -2,6 +2,7 @@
 // ownership, registration before device open, removal before group close.
 
 import assert from 'node:assert/strict';
+import { closeSync, openSync } from 'node:fs';
 import { Container, Group, Kvm, Vm } from '../../lib';
 import type { FakeKvmDevice } from './fake/kernel';
 import { throwsCode, useFakeKernel } from './fake/setup';
@@ -40,7 +41,7 @@ describe('KVM-VFIO device rules', () => {
 
   it('takes Group objects only, never numbers', () => {
     const { vm, dev } = vmWithDevice();
-    throwsCode(() => dev.add(3 as unknown as Group), 'ERR_VFIO_INVALID_ARG', /takes a Group object/);
+    throwsCode(() => dev.add(3 as unknown as Group), 'ERR_INVALID_ARG_TYPE', /must be a Group/);
     vm.close();
   });
 
@@ -88,15 +89,19 @@ describe('KVM-VFIO device rules', () => {
     using group = Group.open(3);
     throwsCode(() => dev.setSpaprTce(group, 5), 'ERR_VFIO_KVM_NOT_REGISTERED');
     dev.add(group);
-    throwsCode(() => dev.setSpaprTce(group, -1), 'ERR_VFIO_INVALID_ARG');
+    throwsCode(() => dev.setSpaprTce(group, -1), 'ERR_OUT_OF_RANGE');
     throwsCode(() => dev.setSpaprTce(group, 5), 'ENXIO', /only on POWER hosts/);
     vm.close();
   });
 
-  it('adopts a VMM\'s VM fd and refuses a non-fd', () => {
-    const vm = Vm.adopt(10);
-    assert.match(vm.description, /adopted from fd 10/);
-    vm.close();
-    throwsCode(() => Vm.adopt(-1), 'ERR_VFIO_INVALID_ARG');
+  it('refuses to adopt a non-fd, or an fd that is not a KVM VM, before any syscall', () => {
+    throwsCode(() => Vm.adopt(-1), 'ERR_OUT_OF_RANGE');
+    const fd = openSync('/dev/null', 'r');
+    try {
+      throwsCode(() => Vm.adopt(fd), 'ERR_INVALID_ARG_VALUE', /must be a KVM VM fd .* is \/dev\/null/);
+    } finally {
+      closeSync(fd);
+    }
+    assert.ok(!fake.k.calls.includes('fcntl(F_DUPFD_CLOEXEC)'));
   });
 });

@@ -105,7 +105,7 @@ describe('sPAPR TCE IOMMU rules', () => {
     });
 
     it('refuses a dma32PageSize that is not a power of two', () => {
-      throwsCode(() => container.setIommu('spapr-v2', { dma32PageSize: 3000 }), 'ERR_VFIO_INVALID_ARG');
+      throwsCode(() => container.setIommu('spapr-v2', { dma32PageSize: 3000 }), 'ERR_INVALID_ARG_VALUE');
     });
   });
 
@@ -324,7 +324,7 @@ describe('sPAPR TCE IOMMU rules', () => {
 
     it('refuses a page size the IOMMU does not offer', () => {
       const iommu = v2();
-      throwsCode(() => iommu.createWindow({ pageSize: 0x2000, size: GiB }), 'ERR_VFIO_INVALID_ARG', /0x1000, 0x10000, 0x200000, 0x1000000/);
+      throwsCode(() => iommu.createWindow({ pageSize: 0x2000, size: GiB }), 'ERR_VFIO_UNSUPPORTED', /0x1000, 0x10000, 0x200000, 0x1000000/);
       assert.equal(createCalls(), 0);
     });
 
@@ -334,10 +334,10 @@ describe('sPAPR TCE IOMMU rules', () => {
       assert.equal(createCalls(), 0);
     });
 
-    for (const levels of [0, 2]) {
+    for (const [levels, code] of [[0, 'ERR_OUT_OF_RANGE'], [2, 'ERR_VFIO_UNSUPPORTED']] as const) {
       it(`refuses ${levels} TCE table levels when the IOMMU reports 1`, () => {
         const iommu = v2();
-        throwsCode(() => iommu.createWindow({ pageSize: 0x1000, size: GiB, levels }), 'ERR_VFIO_INVALID_ARG', /1\.\.1 levels/);
+        throwsCode(() => iommu.createWindow({ pageSize: 0x1000, size: GiB, levels }), code, levels ? /1\.\.1 levels/ : /"options\.levels"/);
         assert.equal(createCalls(), 0);
       });
     }

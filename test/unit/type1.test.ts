@@ -59,9 +59,9 @@ describe('type1 IOMMU rules', () => {
   });
 
   it('refuses an IOVA outside 64 bits or of the wrong type', () => {
-    throwsCode(() => iommu.map(buffer, { iova: 1n << 64n }), 'ERR_VFIO_INVALID_ARG');
-    throwsCode(() => iommu.map(buffer, { iova: -4096 }), 'ERR_VFIO_INVALID_ARG');
-    throwsCode(() => iommu.map(buffer, { iova: '4096' as unknown as number }), 'ERR_VFIO_INVALID_ARG');
+    throwsCode(() => iommu.map(buffer, { iova: 1n << 64n }), 'ERR_OUT_OF_RANGE');
+    throwsCode(() => iommu.map(buffer, { iova: -4096 }), 'ERR_OUT_OF_RANGE');
+    throwsCode(() => iommu.map(buffer, { iova: '4096' as unknown as number }), 'ERR_INVALID_ARG_TYPE');
     assert.equal(mapCalls(), 0);
   });
 

@@ -1,0 +1,93 @@
+// Teardown is a transaction, and this is the one place that knows its order.
+// Every close of a VFIO object (device, group, container, KVM-VFIO device,
+// VM) and a group's detach names what goes with it in a Plan and calls
+// teardown(), which runs the steps in the order the kernel needs:
+//
+//   1. interrupts and BAR mmaps, then device fds  nothing may DMA or signal while mappings go
+//   2. DMA mappings, when the IOMMU context goes  the last group leaving drops it in the kernel
+//   3. KVM-VFIO registrations                     while the group fd still proves ownership
+//   4. group unset (VFIO_GROUP_UNSET_CONTAINER)   the last one takes the IOMMU context with it
+//   5. fds: groups, KVM-VFIO devices, VMs, the container
+//
+// Everything that can refuse is checked before step 1, so a refusal changes
+// nothing. Steps 1 and 5 cannot fail: closing a device fd disables its
+// interrupts in the kernel, and close(2) always releases the fd. A kernel
+// failure in steps 2-4 stops the teardown there: what was done is recorded
+// (those objects are closed), the rest stays open and in the books, equal to
+// the kernel's, and the error says so; close() again carries on from there.
+
+import type { Container } from './container';
+import type { Device } from './device';
+import { RuleCode, VfioError, VfioSystemError, isSystemError } from './errors';
+import type { Group } from './group';
+import type { Iommu } from './iommu';
+import type { KvmVfioDevice } from './kvm';
+
+/** Something whose fd closes in step 5. */
+export interface FdCloser {
+  readonly description: string;
+  /** @internal Close the fd and mark the object closed; never throws. */
+  closeFd(): void;
+}
+
+export interface Plan {
+  /** The object being closed or detached, for messages ('container /dev/vfio/vfio (fd 21)'). */
+  readonly subject: { readonly description: string };
+  /** 'close' or 'detach', for messages. */
+  readonly verb: string;
+  readonly devices: readonly Device[];
+  /** The IOMMU whose context goes with this teardown (the last group leaves), if any. */
+  readonly iommu: Iommu | null;
+  readonly kvm: readonly { device: KvmVfioDevice; group: Group }[];
+  readonly unset: readonly Group[];
+  readonly fds: readonly FdCloser[];
+}
+
+export function teardown(plan: Plan): void {
+  // Refusals first: async work in flight pins what it uses.
+  if (plan.iommu && plan.iommu.pendingOperations > 0) {
+    throw new VfioError(
+      RuleCode.BUSY,
+      `cannot ${plan.verb} ${plan.subject.description}: ${plan.iommu.pendingOperations} async map/unmap operation(s) of the ` +
+        `${plan.iommu.description} have not settled (its mappings go with it); await them first. Nothing was changed`,
+    );
+  }
+  const done: string[] = [];
+  // 1. Interrupts, BAR mmaps, device fds.
+  for (const d of plan.devices) {
+    d.closeNow();
+    done.push(`closed ${d.description}`);
+  }
+  // 2-4. The steps the kernel can refuse.
+  step(plan, done, () => {
+    if (plan.iommu) {
+      const n = plan.iommu.mappingCount;
+      plan.iommu.releaseAll();
+      if (n > 0) done.push(`unmapped ${n} DMA mapping(s)`);
+    }
+    for (const { device, group } of plan.kvm) {
+      device.removeNow(group);
+      done.push(`removed ${group.description} from the ${device.description}`);
+    }
+    for (const g of plan.unset) {
+      const container: Container | null = g.container;
+      g.unsetNow();
+      done.push(`detached ${g.description} from ${container?.description ?? 'its container'}`);
+    }
+  });
+  // 5. Fds.
+  for (const f of plan.fds) f.closeFd();
+}
+
+function step(plan: Plan, done: readonly string[], run: () => void): void {
+  try {
+    run();
+  } catch (e) {
+    const so = `${done.length > 0 ? `done before it failed: ${done.join(', ')}; ` : 'nothing was changed; '}${plan.subject.description} is still open: call ${plan.verb}() again to finish`;
+    if (isSystemError(e)) {
+      throw new VfioSystemError({ errno: e.errno, syscall: e.syscall, message: `${e.message}; ${so}`, path: (e as { path?: string }).path, hint: (e as { hint?: string }).hint, cause: e });
+    }
+    if (e instanceof VfioError) throw new VfioError(e.code, `${e.message}; ${so}`);
+    throw e;
+  }
+}

@@ -1,0 +1,190 @@
+// Every public method, called as a hostile caller would: wrong types, null,
+// objects whose valueOf/toString throw or lie, numbers out of range. Each
+// call either succeeds or throws an error with a string `code`; none runs the
+// caller's valueOf/toString/getters; and a refused call changes nothing the
+// kernel sees (no syscall was issued).
+
+import assert from 'node:assert/strict';
+import { Container, DmaBuffer, Group, Kvm } from '../../lib';
+import { useFakeKernel } from './fake/setup';
+
+const EDU = '0000:00:03.0';
+
+let touched = 0;
+const hostileObject = {
+  valueOf() {
+    touched++;
+    throw new Error('valueOf must not be called');
+  },
+  toString() {
+    touched++;
+    throw new Error('toString must not be called');
+  },
+  [Symbol.toPrimitive]() {
+    touched++;
+    throw new Error('toPrimitive must not be called');
+  },
+};
+const hostileGetters = Object.defineProperty({}, 'iova', {
+  enumerable: true,
+  get() {
+    touched++;
+    return 0n;
+  },
+});
+const hostileProxy = new Proxy(
+  {},
+  {
+    getPrototypeOf() {
+      touched++;
+      throw new Error('getPrototypeOf trap must not break the library');
+    },
+    get() {
+      touched++;
+      throw new Error('get trap');
+    },
+  },
+);
+
+const JUNK: unknown[] = [
+  undefined,
+  null,
+  '0',
+  '0000:00:03.0\n',
+  '',
+  -1,
+  1.5,
+  NaN,
+  Infinity,
+  2 ** 53,
+  -1n,
+  1n << 64n,
+  true,
+  [],
+  {},
+  Symbol('s'),
+  () => 0,
+  hostileObject,
+  hostileGetters,
+  hostileProxy,
+];
+
+describe('hostile arguments at every public boundary', () => {
+  const fake = useFakeKernel([{ id: 3, devices: [EDU] }]);
+
+  function world() {
+    const container = Container.open();
+    const group = container.openGroup(3);
+    const iommu = container.setIommu();
+    const device = group.openDevice(EDU);
+    const buffer = DmaBuffer.allocate(8192);
+    const mapping = iommu.map(buffer, { iova: 0x10000n });
+    void device.msi; // its GET_IRQ_INFO, a query, before any call is measured
+    const bar = device.bar(0);
+    const barMap = bar.mmap();
+    const kvm = Kvm.open();
+    const vm = kvm.createVm();
+    const kvmDev = vm.vfioDevice();
+    const cleanup = () => {
+      vm.close();
+      kvm.close();
+      container.close();
+      if (!mapping.closed) mapping.unmap();
+      buffer.close();
+    };
+    return { container, group, iommu, device, buffer, mapping, bar, barMap, kvm, vm, kvmDev, cleanup };
+  }
+
+  const calls: [string, (w: ReturnType<typeof world>, a: unknown, b: unknown) => unknown][] = [
+    ['Container.open', (_w, a) => Container.open(a as never)],
+    ['Group.open', (_w, a, b) => Group.open(a as never, b as never)],
+    ['Group.forDevice', (_w, a, b) => Group.forDevice(a as never, b as never)],
+    ['DmaBuffer.allocate', (_w, a, b) => DmaBuffer.allocate(a as never, b as never)],
+    ['DmaBuffer.memfd', (_w, a, b) => DmaBuffer.memfd(a as never, b as never)],
+    ['DmaBuffer.fromFd', (_w, a, b) => DmaBuffer.fromFd(a as never, b as never)],
+    ['Kvm.open', (_w, a) => Kvm.open(a as never)],
+    ['container.checkExtension', (w, a) => w.container.checkExtension(a as never)],
+    ['container.openGroup', (w, a, b) => w.container.openGroup(a as never, b as never)],
+    ['container.setIommu', (w, a, b) => w.container.setIommu(a as never, b as never)],
+    ['group.attach', (w, a) => w.group.attach(a as never)],
+    ['group.openDevice', (w, a) => w.group.openDevice(a as never)],
+    ['iommu.map', (w, a, b) => w.iommu.map(a as never, b as never)],
+    ['iommu.map(buffer, junk)', (w, a) => w.iommu.map(w.buffer, a as never)],
+    ['iommu.map(buffer, {iova: junk})', (w, a) => w.iommu.map(w.buffer, { iova: a as never })],
+    ['iommu.map(buffer, {size: junk})', (w, a) => w.iommu.map(w.buffer, { iova: 0x100000n, size: a as never })],
+    ['iommu.map(buffer, {offset: junk})', (w, a) => w.iommu.map(w.buffer, { iova: 0x100000n, offset: a as never })],
+    ['iommu.map(buffer, {readable: junk})', (w, a) => w.iommu.map(w.buffer, { iova: 0x100000n, readable: a as never })],
+    ['iommu.unmap', (w, a) => w.iommu.unmap(a as never)],
+    ['iommu.unmap({iova: junk, size})', (w, a) => w.iommu.unmap({ iova: a as never, size: 8192n })],
+    ['iommu.findFreeIova', (w, a, b) => w.iommu.findFreeIova(a as never, b as never)],
+    ['iommu.findFreeIova(4096, junk)', (w, a) => w.iommu.findFreeIova(4096n, a as never)],
+    ['device.region', (w, a) => w.device.region(a as never)],
+    ['device.bar', (w, a) => w.device.bar(a as never)],
+    ['device.irq', (w, a) => w.device.irq(a as never)],
+    ['device.setBusMaster', (w, a) => w.device.setBusMaster(a as never)],
+    ['region.read32', (w, a) => w.bar.read32(a as never)],
+    ['region.read64', (w, a) => w.bar.read64(a as never)],
+    ['region.write32(0, junk)', (w, a) => w.bar.write32(0, a as never)],
+    ['region.write64(0, junk)', (w, a) => w.bar.write64(0, a as never)],
+    ['region.readBytes', (w, a, b) => w.bar.readBytes(a as never, b as never)],
+    ['region.writeBytes(0, junk)', (w, a) => w.bar.writeBytes(0, a as never)],
+    ['region.mmap', (w, a) => w.bar.mmap(a as never)],
+    ['barMap.read32', (w, a) => w.barMap.read32(a as never)],
+    ['barMap.write32(0, junk)', (w, a) => w.barMap.write32(0, a as never)],
+    ['barMap.write64(0, junk)', (w, a) => w.barMap.write64(0, a as never)],
+    ['msi.enable', (w, a) => w.device.msi.enable(a as never)],
+    ['msi.trigger', (w, a, b) => w.device.msi.trigger(a as never, b as never)],
+    ['msi.total', (w, a) => w.device.msi.total(a as never)],
+    ['buffer.bytes', (w, a, b) => w.buffer.bytes(a as never, b as never)],
+    ['buffer.checkRange', (w, a, b) => w.buffer.checkRange(a as never, b as never)],
+    ['kvm.checkExtension', (w, a) => w.kvm.checkExtension(a as never)],
+    ['kvm.createVm', (w, a) => w.kvm.createVm(a as never)],
+    ['vm.checkExtension', (w, a) => w.vm.checkExtension(a as never)],
+    ['kvmDev.add', (w, a) => w.kvmDev.add(a as never)],
+    ['kvmDev.remove', (w, a) => w.kvmDev.remove(a as never)],
+    ['kvmDev.setSpaprTce(group, junk)', (w, a) => w.kvmDev.setSpaprTce(w.group, a as never)],
+  ];
+
+  for (const [name, call] of calls) {
+    it(`${name}: every junk argument is refused with a code, or accepted; a refusal issues no syscall`, async () => {
+      for (const a of JUNK) {
+        for (const b of [undefined, hostileObject, null]) {
+          const w = world();
+          const before = fake.k.calls.length;
+          touched = 0;
+          let error: unknown;
+          try {
+            const r = call(w, a, b);
+            if (r instanceof Promise) await r;
+          } catch (e) {
+            error = e;
+          }
+          const what = `${name}(${show(a)}, ${show(b)})`;
+          if (error !== undefined) {
+            assert.ok(error instanceof Error, `${what} threw a non-Error`);
+            assert.equal(typeof (error as { code?: unknown }).code, 'string', `${what} threw without a code: ${String((error as Error).message)}`);
+            if (!/^E[A-Z]+$/.test((error as unknown as { code: string }).code)) {
+              assert.equal(fake.k.calls.length, before, `${what} was refused (${(error as unknown as { code: string }).code}) after issuing ${fake.k.calls.slice(before).join(', ')}`);
+            }
+          }
+          assert.equal(touched, 0, `${what} ran the caller's valueOf/toString/getter/trap`);
+          w.cleanup();
+        }
+      }
+    });
+  }
+});
+
+function show(v: unknown): string {
+  if (typeof v === 'symbol') return 'Symbol()';
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'function') return 'function';
+  if (v === hostileObject) return 'hostileObject';
+  if (v === hostileGetters) return 'hostileGetters';
+  if (v === hostileProxy) return 'hostileProxy';
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
