@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// npm test: the fast unit tests (fake kernel), the host tests (real /dev/kvm,
-// real memory), then the real-kernel suite inside the QEMU test guest, in one
+// npm test: the fast unit tests (fake kernel), the host tests (real memory,
+// real /dev/kvm when the host has one), then the real-kernel suite inside the
+// QEMU test guest (and the KVM tests, when the host has no /dev/kvm), in one
 // boot, and the sPAPR suite inside the ppc64 test guest, in one boot. Ends
 // with one line "N passed, N failed" over every suite, and exits non-zero if
 // anything failed, was skipped, or nothing ran.
@@ -75,14 +76,16 @@ function guestRoot() {
 function guestMocha(node, suite, files) {
   const at = guestRoot();
   const env = `VFIO_TEST_STATS="$VFIO_GUEST_OUT/stats.jsonl" VFIO_TEST_SUITE=${suite} VFIO_TEST_PROJECT=${shq(at)}`;
-  return `${env} exec ${shq(node)} ${shq(path.join(at, path.relative(root, mocha)))} --config ${config} ${shq(files)}`;
+  const globs = [].concat(files).map(shq).join(' ');
+  return `${env} exec ${shq(node)} ${shq(path.join(at, path.relative(root, mocha)))} --config ${config} ${globs}`;
 }
 
-function guestSuite() {
+function guestSuite(extra) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-guest-out-'));
   fs.chmodSync(out, 0o777);
-  console.log('\n=== real-kernel tests in the x86_64 test guest (dist/test/vm) ===');
-  const inner = guestMocha(process.execPath, 'guest-x86_64', 'dist/test/vm/**/*.test.js');
+  const files = ['dist/test/vm/**/*.test.js', ...extra];
+  console.log(`\n=== real-kernel tests in the x86_64 test guest (${files.join(' ')}) ===`);
+  const inner = guestMocha(process.execPath, 'guest-x86_64', files);
   const status = sh(path.join(guestRoot(), 'scripts', 'guest', 'run'), ['--kvm', '--out', out, '--', 'sh', '-c', inner]);
   if (status === 125) console.error('\nthe test guest could not run: see the messages above (scripts/guest/setup says what to install)');
   if (status === 124) console.error('\nthe test guest timed out: its console is printed above');
@@ -108,15 +111,25 @@ function build() {
     // Through npm, so its nodedir setting (Node's own headers) applies.
     if (sh('npm', ['run', 'install']) !== 0) process.exit(1);
   }
+  // A fresh dist/: a test file removed or moved must not run from a stale copy.
+  fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true });
   if (sh(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', '.']) !== 0) process.exit(1);
 }
 
+// The KVM tests need a real /dev/kvm: the host's when it has one, else the
+// x86_64 guest's (nested KVM). They always run somewhere: never skipped.
+const hostKvm = fs.existsSync('/dev/kvm');
+const kvmTests = 'dist/test/kvm/**/*.test.js';
+
 build();
 if (run('unit')) mochaSuite('unit', 'dist/test/unit/**/*.test.js');
-if (run('host')) mochaSuite('host', 'dist/test/host/**/*.test.js');
+if (run('host')) {
+  if (!hostKvm) console.log(`\nthis host has no /dev/kvm: the KVM tests (${kvmTests}) run in the x86_64 guest with the vm suite`);
+  mochaSuite('host', hostKvm ? `{dist/test/host,dist/test/kvm}/**/*.test.js` : 'dist/test/host/**/*.test.js');
+}
 if (run('vm')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1') mochaSuite('vm-hardware', 'dist/test/vm/**/*.test.js');
-  else guestSuite();
+  else guestSuite(hostKvm ? [] : [kvmTests]);
 }
 if (run('vm-ppc64')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1' && process.arch === 'ppc64') mochaSuite('vm-spapr-hardware', 'dist/test/vm-spapr/**/*.test.js');
