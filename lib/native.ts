@@ -282,6 +282,8 @@ export interface NativeBinding {
   /**
    * mmap(MAP_PRIVATE | MAP_ANONYMOUS [| MAP_HUGETLB | MAP_HUGE_xx]) of `size`
    * bytes (a multiple of the page size). hugePageSize 0 = normal pages.
+   * Every DMA buffer's mapping, whichever creator made it, is marked
+   * madvise(MADV_DONTFORK): a child process never gets the pinned pages.
    */
   allocDmaBuffer(size: number, hugePageSize: number): NativeDmaBuffer;
   /** memfd_create(name, MFD_CLOEXEC [| MFD_HUGETLB...]) + ftruncate + mmap(MAP_SHARED); the buffer owns the memfd. */

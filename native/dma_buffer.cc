@@ -47,10 +47,18 @@ size_t CheckAllocation(Napi::Env env, uint64_t size, uint64_t huge_page_size) {
   return page;
 }
 
+// Every DMA buffer is MADV_DONTFORK, as QEMU marks guest RAM. A fork (each
+// child_process.spawn forks before it execs) would otherwise hand the child
+// the pages too: copy-on-write on older kernels, where the next write by
+// either side can move the parent's page away from the one the IOMMU pinned,
+// so the device DMAs into memory the program no longer sees; newer kernels
+// copy pinned private pages at fork instead, which for GiBs is slow.
 std::shared_ptr<MappedMemory> Mmap(Napi::Env env, size_t size, int flags, int fd, off_t offset) {
   void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, offset);
   if (addr == MAP_FAILED) ThrowSystemError(env, errno, "mmap");
-  return std::make_shared<MappedMemory>(addr, size);
+  auto memory = std::make_shared<MappedMemory>(addr, size);
+  if (::madvise(addr, size, MADV_DONTFORK) < 0) ThrowSystemError(env, errno, "madvise(MADV_DONTFORK)");
+  return memory;
 }
 
 }  // namespace
