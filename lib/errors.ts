@@ -45,6 +45,12 @@ export const RuleCode = {
   BOOKKEEPING: 'ERR_VFIO_BOOKKEEPING',
   /** Buffer range outside the buffer. */
   BUFFER_RANGE: 'ERR_VFIO_BUFFER_RANGE',
+  /**
+   * DmaBuffer.fromFd: the file can still be truncated under the mapping (a
+   * regular file, or a memfd without F_SEAL_SHRINK); touching the memory
+   * after a truncation kills the process with SIGBUS.
+   */
+  UNSEALED: 'ERR_VFIO_UNSEALED',
   /** Buffer still has live mappings (or registrations). */
   BUFFER_IN_USE: 'ERR_VFIO_BUFFER_IN_USE',
   /** Region offset/width outside the region or not naturally aligned. */
