@@ -6,7 +6,7 @@
 // mapped buffer see whatever the device last wrote; synchronise with the
 // device (an interrupt, a status register) before trusting its contents.
 
-import { argInt, argName, argOptions, argSize, optionField, valueError } from './args';
+import { argBool, argFd, argInt, argName, argOptions, argSize, optionField, valueError } from './args';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { hex } from './iova';
 import { native, type NativeDmaBuffer } from './native';
@@ -20,6 +20,21 @@ export interface DmaBufferOptions {
 export interface MemfdOptions extends DmaBufferOptions {
   /** memfd name, shown in /proc/<pid>/fd; default 'vfio-dma'. */
   name?: string;
+}
+
+export interface FromFdOptions {
+  /** Where the mapping starts in the file, in bytes (a multiple of the page size); default 0. */
+  offset?: number | bigint;
+  /** Bytes to map (a multiple of the page size). */
+  size: number | bigint;
+  /**
+   * Map a file that can still shrink: a regular file on a disk file system,
+   * a tmpfs or hugetlbfs file, a memfd without F_SEAL_SHRINK. You promise the
+   * file is never truncated below the mapping while the buffer lives; if it
+   * is, the process dies with SIGBUS on the next touch of the buffer's bytes.
+   * Default false: such a file is refused with ERR_VFIO_UNSEALED.
+   */
+  allowShrink?: boolean;
 }
 
 /** Anything that pins a buffer range: a DMA mapping, an sPAPR registration. */
@@ -90,21 +105,46 @@ export class DmaBuffer extends Resource {
   /**
    * Map [offset, offset+size) of a file you own (a memfd or a hugetlbfs
    * file holding guest RAM). The fd is duplicated; yours stays yours.
+   *
+   * Memory this library hands out must not shrink under it (a truncated
+   * file turns the next touch of its pages into SIGBUS), so a file that can
+   * still be truncated is refused (ERR_VFIO_UNSEALED) unless you pass
+   * `allowShrink: true`. A memfd is safe once sealed:
+   * `fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK)` (create it with MFD_ALLOW_SEALING).
    */
-  static fromFd(fd: number, options: { offset?: number; size: number }): DmaBuffer {
-    argInt(fd, 'fd', 0, 0x7fffffff);
-    const offset = argSize(options.offset ?? 0, 'options.offset');
-    const size = argSize(options.size, 'options.size');
+  static fromFd(fd: number, options: FromFdOptions): DmaBuffer {
+    fd = argFd(fd);
+    const o = argOptions(options);
+    const offsetArg = optionField(o, 'offset', 'options.offset');
+    const offset = offsetArg === undefined ? 0 : argSize(offsetArg, 'options.offset');
+    const size = argSize(optionField(o, 'size', 'options.size'), 'options.size');
+    const allowArg = optionField(o, 'allowShrink', 'options.allowShrink');
+    const allowShrink = allowArg === undefined ? false : argBool(allowArg, 'options.allowShrink');
     const page = native().pageSize;
     if (size === 0) throw new VfioError(RuleCode.BAD_RANGE, 'a DMA buffer needs a size > 0');
     if (offset % page !== 0 || size % page !== 0) {
       throw new VfioError(RuleCode.MISALIGNED, `fd ${fd}: offset ${hex(offset)} and size ${hex(size)} must be multiples of the page size ${hex(page)}`);
     }
+    let handle: NativeDmaBuffer;
     try {
-      return new DmaBuffer(native().mapFdBuffer(fd, offset, size), `fd ${fd} at ${hex(offset)}`);
+      handle = native().mapFdBuffer(fd, offset, size);
     } catch (e) {
       rethrow(e, `mapping ${hex(size)} bytes of fd ${fd}`);
     }
+    // Judged on the buffer's own dup of the file, so the facts are about the
+    // file mapped even if the caller's fd number was reused meanwhile.
+    let why: string | undefined;
+    try {
+      why = allowShrink ? undefined : shrinkable(handle, fd);
+    } catch (e) {
+      handle.close();
+      rethrow(e, `reading the seals of fd ${fd}`);
+    }
+    if (why !== undefined) {
+      handle.close();
+      throw new VfioError(RuleCode.UNSEALED, why);
+    }
+    return new DmaBuffer(handle, `fd ${fd} at ${hex(offset)}`);
   }
 
   /** The memory. Detached (zero length) once the buffer is closed. */
@@ -180,6 +220,28 @@ function hugePage(options: Record<string, unknown>): number {
     throw valueError('options.hugePageSize', `must be 2 MiB (${HUGE_2M}) or 1 GiB (${HUGE_1G})`, given);
   }
   return hp;
+}
+
+/**
+ * Why the file behind a fresh fd mapping can still shrink (then the next
+ * touch of a truncated page is SIGBUS), or undefined when it cannot: a file
+ * that is not a regular one (a device) has no length to cut, and a regular
+ * one is safe only with F_SEAL_SHRINK, which only shmem (memfd) and
+ * hugetlbfs files can carry.
+ */
+function shrinkable(handle: NativeDmaBuffer, fd: number): string | undefined {
+  if (!handle.regularFile) return undefined;
+  const C = native().constants;
+  const seals = handle.seals();
+  if (seals >= 0 && (seals & C.F_SEAL_SHRINK) !== 0) return undefined;
+  const optIn = "or pass { allowShrink: true } if you promise the file is never truncated while the buffer lives (if it is, the process dies with SIGBUS)";
+  if (seals < 0) {
+    return `fd ${fd} is a file that can be truncated under the mapping and its file system has no seals; map a memfd sealed with fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) instead, ${optIn}`;
+  }
+  if ((seals & C.F_SEAL_SEAL) !== 0) {
+    return `fd ${fd} can be truncated under the mapping and no seal can be added to it any more (F_SEAL_SEAL; a memfd needs MFD_ALLOW_SEALING); map a memfd sealed with fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) instead, ${optIn}`;
+  }
+  return `fd ${fd} can be truncated under the mapping: seal it first with fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), ${optIn}`;
 }
 
 function roundUp(n: number, to: number): number {

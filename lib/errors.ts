@@ -45,6 +45,12 @@ export const RuleCode = {
   BOOKKEEPING: 'ERR_VFIO_BOOKKEEPING',
   /** Buffer range outside the buffer. */
   BUFFER_RANGE: 'ERR_VFIO_BUFFER_RANGE',
+  /**
+   * DmaBuffer.fromFd: the file can still be truncated under the mapping (a
+   * regular file, or a memfd without F_SEAL_SHRINK); touching the memory
+   * after a truncation kills the process with SIGBUS.
+   */
+  UNSEALED: 'ERR_VFIO_UNSEALED',
   /** Buffer still has live mappings (or registrations). */
   BUFFER_IN_USE: 'ERR_VFIO_BUFFER_IN_USE',
   /** Region offset/width outside the region or not naturally aligned. */
@@ -97,11 +103,11 @@ export class VfioSystemError extends Error {
   readonly path?: string;
   /** What to do about it, when we know (also appended to the message). */
   readonly hint?: string;
-  constructor(opts: { errno: number; syscall: string; message: string; path?: string; hint?: string; cause?: unknown }) {
+  constructor(opts: { errno: number; syscall: string; message: string; code?: string; path?: string; hint?: string; cause?: unknown }) {
     super(opts.message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'VfioSystemError';
     this.errno = opts.errno;
-    this.code = errnoName(opts.errno);
+    this.code = opts.code ?? errnoName(opts.errno);
     this.syscall = opts.syscall;
     if (opts.path !== undefined) this.path = opts.path;
     if (opts.hint !== undefined) this.hint = opts.hint;
@@ -136,7 +142,8 @@ export function rethrow(e: unknown, what: string, hint?: (code: string) => strin
   if (!isSystemError(e)) throw e;
   const h = hint?.(e.code);
   const message = `${what}: ${e.code}: ${describeErrno(e.errno)}, ${e.syscall}${h ? `; ${h}` : ''}`;
-  throw new VfioSystemError({ errno: e.errno, syscall: e.syscall, message, path, hint: h, cause: e });
+  // The native code names errnos Node's table lacks (ENOMEDIUM, EKEYREVOKED...): keep it.
+  throw new VfioSystemError({ errno: e.errno, syscall: e.syscall, code: typeof e.code === 'string' ? e.code : undefined, message, path, hint: h, cause: e });
 }
 
 function describeErrno(errno: number): string {

@@ -5,7 +5,7 @@ export { Group, type GroupOptions, type GroupStatus } from './group';
 export { Device, type DeviceInfo } from './device';
 export { Region, RegionMapping, type SparseArea } from './region';
 export { Irq } from './irq';
-export { DmaBuffer, type DmaBufferOptions, type MemfdOptions } from './dma-buffer';
+export { DmaBuffer, type DmaBufferOptions, type FromFdOptions, type MemfdOptions } from './dma-buffer';
 export { DmaMapping } from './dma-mapping';
 export { Iommu, type IommuKind, type MapOptions, type IovaRangeSpec } from './iommu';
 export { Type1Iommu, type Type1Info } from './type1';

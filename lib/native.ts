@@ -206,6 +206,14 @@ export interface NativeDmaBuffer {
   readonly pageSize: number;
   /** The fd the memory came from (memfd), -1 for anonymous memory or once closed. */
   readonly fd: number;
+  /** Whether the memory is a regular file's (S_ISREG, a memfd included): such a file can be truncated. */
+  readonly regularFile: boolean;
+  /**
+   * fcntl(F_GET_SEALS) of the file behind the buffer (F_SEAL_* bits), -1 for
+   * anonymous memory or a file system without seals (EINVAL: only shmem and
+   * hugetlbfs have them). Seals are only ever added, never removed.
+   */
+  seals(): number;
   /**
    * The memory as an external ArrayBuffer (one per buffer, created on first
    * call). close() detaches it, so views become zero-length instead of
@@ -282,13 +290,19 @@ export interface NativeBinding {
   /**
    * mmap(MAP_PRIVATE | MAP_ANONYMOUS [| MAP_HUGETLB | MAP_HUGE_xx]) of `size`
    * bytes (a multiple of the page size). hugePageSize 0 = normal pages.
+   * Every DMA buffer's mapping, whichever creator made it, is marked
+   * madvise(MADV_DONTFORK): a child process never gets the pinned pages.
    */
   allocDmaBuffer(size: number, hugePageSize: number): NativeDmaBuffer;
-  /** memfd_create(name, MFD_CLOEXEC [| MFD_HUGETLB...]) + ftruncate + mmap(MAP_SHARED); the buffer owns the memfd. */
+  /**
+   * memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING [| MFD_HUGETLB...]) + ftruncate + F_SEAL_SHRINK +
+   * mmap(MAP_SHARED); the buffer owns the memfd.
+   */
   createMemfdBuffer(name: string, size: number, hugePageSize: number): NativeDmaBuffer;
   /**
    * mmap(MAP_SHARED) of [offset, offset+size) of a caller's fd (memfd,
-   * hugetlbfs file). The fd is dup'ed; the caller keeps its own.
+   * hugetlbfs file). The fd is dup'ed; the caller keeps its own. Whether the
+   * file can shrink under the mapping is for lib/ to judge (regularFile, seals()).
    */
   mapFdBuffer(fd: number, offset: number, size: number): NativeDmaBuffer;
   /** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) */

@@ -1,5 +1,6 @@
 #include "constants.h"
 
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
 #include <sys/mman.h>
@@ -138,6 +139,11 @@ Napi::Object Constants(Napi::Env env) {
   NUM(KVM_DEV_VFIO_GROUP_ADD);
   NUM(KVM_DEV_VFIO_GROUP_DEL);
   NUM(KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE);
+
+  NUM(F_SEAL_SEAL);
+  NUM(F_SEAL_SHRINK);
+  NUM(F_SEAL_GROW);
+  NUM(F_SEAL_WRITE);
 
   NUM(PROT_NONE);
   NUM(PROT_READ);

@@ -47,28 +47,40 @@ size_t CheckAllocation(Napi::Env env, uint64_t size, uint64_t huge_page_size) {
   return page;
 }
 
+// Every DMA buffer is MADV_DONTFORK, as QEMU marks guest RAM. A fork (each
+// child_process.spawn forks before it execs) would otherwise hand the child
+// the pages too: copy-on-write on older kernels, where the next write by
+// either side can move the parent's page away from the one the IOMMU pinned,
+// so the device DMAs into memory the program no longer sees; newer kernels
+// copy pinned private pages at fork instead, which for GiBs is slow.
 std::shared_ptr<MappedMemory> Mmap(Napi::Env env, size_t size, int flags, int fd, off_t offset) {
   void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, offset);
   if (addr == MAP_FAILED) ThrowSystemError(env, errno, "mmap");
-  return std::make_shared<MappedMemory>(addr, size);
+  auto memory = std::make_shared<MappedMemory>(addr, size);
+  if (::madvise(addr, size, MADV_DONTFORK) < 0) ThrowSystemError(env, errno, "madvise(MADV_DONTFORK)");
+  return memory;
 }
 
 }  // namespace
 
 void DmaBuffer::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function constructor = Define(env, {InstanceMethod("arrayBuffer", &DmaBuffer::GetArrayBuffer)});
+  Napi::Function constructor = Define(
+      env, {InstanceMethod("arrayBuffer", &DmaBuffer::GetArrayBuffer), InstanceMethod("seals", &DmaBuffer::GetSeals)});
   DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetSize>(constructor, "size");
   DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetPageSize>(constructor, "pageSize");
+  DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetRegularFile>(constructor, "regularFile");
   exports.Set("allocDmaBuffer", Napi::Function::New(env, Alloc, "allocDmaBuffer"));
   exports.Set("createMemfdBuffer", Napi::Function::New(env, CreateMemfd, "createMemfdBuffer"));
   exports.Set("mapFdBuffer", Napi::Function::New(env, MapFd, "mapFdBuffer"));
 }
 
-Napi::Object DmaBuffer::Wrap(Napi::Env env, std::shared_ptr<MappedMemory> memory, Fd fd, size_t page_size) {
+Napi::Object DmaBuffer::Wrap(Napi::Env env, std::shared_ptr<MappedMemory> memory, Fd fd, size_t page_size,
+                             bool regular_file) {
   Napi::Object object;
   DmaBuffer* buffer = NewWrapped<DmaBuffer>(env, &object);
   buffer->size_ = memory->size();
   buffer->page_size_ = page_size;
+  buffer->regular_file_ = regular_file;
   buffer->memory_ = ExposedMemory(std::move(memory));
   buffer->Adopt(std::move(fd));
   return object;
@@ -81,7 +93,7 @@ Napi::Value DmaBuffer::Alloc(const Napi::CallbackInfo& info) {
   size_t page = CheckAllocation(env, size, huge);
   int flags = MAP_PRIVATE | MAP_ANONYMOUS;
   if (huge != 0) flags |= MAP_HUGETLB | static_cast<int>(Log2(huge) << MAP_HUGE_SHIFT);
-  return Wrap(env, Mmap(env, size, flags, -1, 0), Fd(), page);
+  return Wrap(env, Mmap(env, size, flags, -1, 0), Fd(), page, false);
 }
 
 Napi::Value DmaBuffer::CreateMemfd(const Napi::CallbackInfo& info) {
@@ -99,12 +111,14 @@ Napi::Value DmaBuffer::CreateMemfd(const Napi::CallbackInfo& info) {
   // into SIGBUS on the next touch, so forbid shrinking for good.
   if (::fcntl(fd.Get(), F_ADD_SEALS, F_SEAL_SHRINK) < 0) ThrowSystemError(env, errno, "fcntl");
   std::shared_ptr<MappedMemory> memory = Mmap(env, size, MAP_SHARED, fd.Get(), 0);
-  return Wrap(env, std::move(memory), std::move(fd), page);
+  return Wrap(env, std::move(memory), std::move(fd), page, true);
 }
 
 // The caller's file may still be truncated behind our back (then touching
-// the memory raises SIGBUS); memfds that must be safe should carry
-// F_SEAL_SHRINK, as createMemfdBuffer's do.
+// the memory raises SIGBUS). Whether that is allowed is lib/'s rule; it reads
+// the facts from the buffer (regularFile, seals()), which describe the very
+// file mapped here through our own dup, whatever the caller's fd number
+// means by then.
 Napi::Value DmaBuffer::MapFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int caller_fd = ArgInt32(info, 0, "fd");
@@ -125,7 +139,7 @@ Napi::Value DmaBuffer::MapFd(const Napi::CallbackInfo& info) {
   if (::fstatfs(fd.Get(), &fs) < 0) ThrowSystemError(env, errno, "fstatfs");
   size_t page = fs.f_type == HUGETLBFS_MAGIC ? static_cast<size_t>(fs.f_bsize) : SystemPageSize();
   std::shared_ptr<MappedMemory> memory = Mmap(env, size, MAP_SHARED, fd.Get(), static_cast<off_t>(offset));
-  return Wrap(env, std::move(memory), std::move(fd), page);
+  return Wrap(env, std::move(memory), std::move(fd), page, S_ISREG(st.st_mode));
 }
 
 uint64_t DmaBuffer::Vaddr(Napi::Env env, uint64_t offset, uint64_t size) const {
@@ -141,6 +155,24 @@ Napi::Value DmaBuffer::GetSize(const Napi::CallbackInfo& info) { return Napi::Nu
 
 Napi::Value DmaBuffer::GetPageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), page_size_);
+}
+
+Napi::Value DmaBuffer::GetRegularFile(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), regular_file_);
+}
+
+// Seals only ever get added, so a seal seen here holds for the buffer's life.
+Napi::Value DmaBuffer::GetSeals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = Require(env);
+  if (fd < 0) return Napi::Number::New(env, -1);
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0) {
+    // Only shmem (memfd, tmpfs) and hugetlbfs files know seals.
+    if (errno == EINVAL) return Napi::Number::New(env, -1);
+    ThrowSystemError(env, errno, "fcntl(F_GET_SEALS)");
+  }
+  return Napi::Number::New(env, seals);
 }
 
 Napi::Value DmaBuffer::GetArrayBuffer(const Napi::CallbackInfo& info) {

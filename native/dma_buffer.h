@@ -37,16 +37,20 @@ class DmaBuffer : public FdWrap<DmaBuffer> {
   static Napi::Value Alloc(const Napi::CallbackInfo& info);
   static Napi::Value CreateMemfd(const Napi::CallbackInfo& info);
   static Napi::Value MapFd(const Napi::CallbackInfo& info);
-  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<MappedMemory> memory, Fd fd, size_t page_size);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<MappedMemory> memory, Fd fd, size_t page_size,
+                           bool regular_file);
 
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value GetPageSize(const Napi::CallbackInfo& info);
+  Napi::Value GetRegularFile(const Napi::CallbackInfo& info);
+  Napi::Value GetSeals(const Napi::CallbackInfo& info);
   Napi::Value GetArrayBuffer(const Napi::CallbackInfo& info);
   void Release() override;
 
   ExposedMemory memory_;
   size_t size_ = 0;
   size_t page_size_ = 0;
+  bool regular_file_ = false;
   int busy_ = 0;
 };
 

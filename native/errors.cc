@@ -7,19 +7,22 @@
 #include <cmath>
 #include <cstring>
 
+#include "errno_name.h"
+
 namespace vfio {
 
 namespace {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 
-// Node names errnos through libuv ('ENOTSUP' for 95); fall back to glibc for
-// the few libuv does not know, so the code is never a bare number.
+// Node names errnos through libuv ('ENOTSUP' for 95); fall back to our own
+// table for the many libuv does not know (ENOMEDIUM, EKEYREVOKED...), so the
+// code is a name wherever <errno.h> has one.
 std::string ErrnoName(int err) {
   char buf[64];
   uv_err_name_r(-err, buf, sizeof buf);
   if (std::strncmp(buf, "Unknown", 7) != 0) return buf;
-  if (const char* name = strerrorname_np(err)) return name;
+  if (const char* name = ErrnoMacroName(err)) return name;
   return "Unknown system error " + std::to_string(-err);
 }
 

@@ -52,6 +52,10 @@ export const C = {
   KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE: 3,
   PROT_READ: 1,
   PROT_WRITE: 2,
+  F_SEAL_SEAL: 1,
+  F_SEAL_SHRINK: 2,
+  F_SEAL_GROW: 4,
+  F_SEAL_WRITE: 8,
 };
 
 const PAGE = 4096;
@@ -178,14 +182,19 @@ export class FakeKernel implements N.NativeBinding {
 
   createMemfdBuffer(_name: string, size: number, hugePageSize: number): N.NativeDmaBuffer {
     this.syscall('memfd_create');
-    const b = new FakeDmaBuffer(size, hugePageSize || PAGE, nextFd++);
+    const fd = nextFd++;
+    this.files.set(fd, { regular: true, seals: C.F_SEAL_SHRINK });
+    const b = new FakeDmaBuffer(size, hugePageSize || PAGE, fd, this.files.get(fd));
     this.buffers.push(b);
     return b;
   }
 
+  /** Files a caller's fd may name for mapFdBuffer; an fd not listed is a regular file without seals (ext4). */
+  readonly files = new Map<number, FakeFile>();
+
   mapFdBuffer(fd: number, _offset: number, size: number): N.NativeDmaBuffer {
     this.syscall('mmap');
-    const b = new FakeDmaBuffer(size, PAGE, fd + 1000);
+    const b = new FakeDmaBuffer(size, PAGE, fd + 1000, this.files.get(fd) ?? { regular: true, seals: -1 });
     this.buffers.push(b);
     return b;
   }
@@ -624,6 +633,12 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
   }
 }
 
+export interface FakeFile {
+  regular: boolean;
+  /** F_SEAL_* bits; -1 for a file system without seals. */
+  seals: number;
+}
+
 export class FakeDmaBuffer implements N.NativeDmaBuffer {
   #ab: ArrayBuffer | null;
   readonly size: number;
@@ -632,12 +647,20 @@ export class FakeDmaBuffer implements N.NativeDmaBuffer {
     size: number,
     readonly pageSize: number,
     readonly memfd: number,
+    readonly file: FakeFile | null = null,
   ) {
     this.size = size;
     this.#ab = new ArrayBuffer(size);
   }
   get fd(): number {
     return this.closed ? -1 : this.memfd;
+  }
+  get regularFile(): boolean {
+    return this.file?.regular ?? false;
+  }
+  seals(): number {
+    if (this.closed) throw closedError();
+    return this.file?.seals ?? -1;
   }
   arrayBuffer(): ArrayBuffer {
     if (!this.#ab) throw closedError();

@@ -1,0 +1,409 @@
+// Every errno name Linux defines (<asm-generic/errno-base.h>, <asm-generic/errno.h>),
+// as an X-macro list: define VFIO_ERRNO(name) and include this file. Values come
+// from <errno.h> on the machine that compiles the addon (they differ on alpha,
+// mips, parisc and sparc); a name the C library lacks is skipped by its #ifdef.
+// Aliases (EWOULDBLOCK, EDEADLOCK, ENOTSUP) come last so a search for the first
+// match finds the primary name.
+// No include guard: it is meant to be included more than once.
+#ifdef EPERM
+VFIO_ERRNO(EPERM)
+#endif
+#ifdef ENOENT
+VFIO_ERRNO(ENOENT)
+#endif
+#ifdef ESRCH
+VFIO_ERRNO(ESRCH)
+#endif
+#ifdef EINTR
+VFIO_ERRNO(EINTR)
+#endif
+#ifdef EIO
+VFIO_ERRNO(EIO)
+#endif
+#ifdef ENXIO
+VFIO_ERRNO(ENXIO)
+#endif
+#ifdef E2BIG
+VFIO_ERRNO(E2BIG)
+#endif
+#ifdef ENOEXEC
+VFIO_ERRNO(ENOEXEC)
+#endif
+#ifdef EBADF
+VFIO_ERRNO(EBADF)
+#endif
+#ifdef ECHILD
+VFIO_ERRNO(ECHILD)
+#endif
+#ifdef EAGAIN
+VFIO_ERRNO(EAGAIN)
+#endif
+#ifdef ENOMEM
+VFIO_ERRNO(ENOMEM)
+#endif
+#ifdef EACCES
+VFIO_ERRNO(EACCES)
+#endif
+#ifdef EFAULT
+VFIO_ERRNO(EFAULT)
+#endif
+#ifdef ENOTBLK
+VFIO_ERRNO(ENOTBLK)
+#endif
+#ifdef EBUSY
+VFIO_ERRNO(EBUSY)
+#endif
+#ifdef EEXIST
+VFIO_ERRNO(EEXIST)
+#endif
+#ifdef EXDEV
+VFIO_ERRNO(EXDEV)
+#endif
+#ifdef ENODEV
+VFIO_ERRNO(ENODEV)
+#endif
+#ifdef ENOTDIR
+VFIO_ERRNO(ENOTDIR)
+#endif
+#ifdef EISDIR
+VFIO_ERRNO(EISDIR)
+#endif
+#ifdef EINVAL
+VFIO_ERRNO(EINVAL)
+#endif
+#ifdef ENFILE
+VFIO_ERRNO(ENFILE)
+#endif
+#ifdef EMFILE
+VFIO_ERRNO(EMFILE)
+#endif
+#ifdef ENOTTY
+VFIO_ERRNO(ENOTTY)
+#endif
+#ifdef ETXTBSY
+VFIO_ERRNO(ETXTBSY)
+#endif
+#ifdef EFBIG
+VFIO_ERRNO(EFBIG)
+#endif
+#ifdef ENOSPC
+VFIO_ERRNO(ENOSPC)
+#endif
+#ifdef ESPIPE
+VFIO_ERRNO(ESPIPE)
+#endif
+#ifdef EROFS
+VFIO_ERRNO(EROFS)
+#endif
+#ifdef EMLINK
+VFIO_ERRNO(EMLINK)
+#endif
+#ifdef EPIPE
+VFIO_ERRNO(EPIPE)
+#endif
+#ifdef EDOM
+VFIO_ERRNO(EDOM)
+#endif
+#ifdef ERANGE
+VFIO_ERRNO(ERANGE)
+#endif
+#ifdef EDEADLK
+VFIO_ERRNO(EDEADLK)
+#endif
+#ifdef ENAMETOOLONG
+VFIO_ERRNO(ENAMETOOLONG)
+#endif
+#ifdef ENOLCK
+VFIO_ERRNO(ENOLCK)
+#endif
+#ifdef ENOSYS
+VFIO_ERRNO(ENOSYS)
+#endif
+#ifdef ENOTEMPTY
+VFIO_ERRNO(ENOTEMPTY)
+#endif
+#ifdef ELOOP
+VFIO_ERRNO(ELOOP)
+#endif
+#ifdef ENOMSG
+VFIO_ERRNO(ENOMSG)
+#endif
+#ifdef EIDRM
+VFIO_ERRNO(EIDRM)
+#endif
+#ifdef ECHRNG
+VFIO_ERRNO(ECHRNG)
+#endif
+#ifdef EL2NSYNC
+VFIO_ERRNO(EL2NSYNC)
+#endif
+#ifdef EL3HLT
+VFIO_ERRNO(EL3HLT)
+#endif
+#ifdef EL3RST
+VFIO_ERRNO(EL3RST)
+#endif
+#ifdef ELNRNG
+VFIO_ERRNO(ELNRNG)
+#endif
+#ifdef EUNATCH
+VFIO_ERRNO(EUNATCH)
+#endif
+#ifdef ENOCSI
+VFIO_ERRNO(ENOCSI)
+#endif
+#ifdef EL2HLT
+VFIO_ERRNO(EL2HLT)
+#endif
+#ifdef EBADE
+VFIO_ERRNO(EBADE)
+#endif
+#ifdef EBADR
+VFIO_ERRNO(EBADR)
+#endif
+#ifdef EXFULL
+VFIO_ERRNO(EXFULL)
+#endif
+#ifdef ENOANO
+VFIO_ERRNO(ENOANO)
+#endif
+#ifdef EBADRQC
+VFIO_ERRNO(EBADRQC)
+#endif
+#ifdef EBADSLT
+VFIO_ERRNO(EBADSLT)
+#endif
+#ifdef EBFONT
+VFIO_ERRNO(EBFONT)
+#endif
+#ifdef ENOSTR
+VFIO_ERRNO(ENOSTR)
+#endif
+#ifdef ENODATA
+VFIO_ERRNO(ENODATA)
+#endif
+#ifdef ETIME
+VFIO_ERRNO(ETIME)
+#endif
+#ifdef ENOSR
+VFIO_ERRNO(ENOSR)
+#endif
+#ifdef ENONET
+VFIO_ERRNO(ENONET)
+#endif
+#ifdef ENOPKG
+VFIO_ERRNO(ENOPKG)
+#endif
+#ifdef EREMOTE
+VFIO_ERRNO(EREMOTE)
+#endif
+#ifdef ENOLINK
+VFIO_ERRNO(ENOLINK)
+#endif
+#ifdef EADV
+VFIO_ERRNO(EADV)
+#endif
+#ifdef ESRMNT
+VFIO_ERRNO(ESRMNT)
+#endif
+#ifdef ECOMM
+VFIO_ERRNO(ECOMM)
+#endif
+#ifdef EPROTO
+VFIO_ERRNO(EPROTO)
+#endif
+#ifdef EMULTIHOP
+VFIO_ERRNO(EMULTIHOP)
+#endif
+#ifdef EDOTDOT
+VFIO_ERRNO(EDOTDOT)
+#endif
+#ifdef EBADMSG
+VFIO_ERRNO(EBADMSG)
+#endif
+#ifdef EOVERFLOW
+VFIO_ERRNO(EOVERFLOW)
+#endif
+#ifdef ENOTUNIQ
+VFIO_ERRNO(ENOTUNIQ)
+#endif
+#ifdef EBADFD
+VFIO_ERRNO(EBADFD)
+#endif
+#ifdef EREMCHG
+VFIO_ERRNO(EREMCHG)
+#endif
+#ifdef ELIBACC
+VFIO_ERRNO(ELIBACC)
+#endif
+#ifdef ELIBBAD
+VFIO_ERRNO(ELIBBAD)
+#endif
+#ifdef ELIBSCN
+VFIO_ERRNO(ELIBSCN)
+#endif
+#ifdef ELIBMAX
+VFIO_ERRNO(ELIBMAX)
+#endif
+#ifdef ELIBEXEC
+VFIO_ERRNO(ELIBEXEC)
+#endif
+#ifdef EILSEQ
+VFIO_ERRNO(EILSEQ)
+#endif
+#ifdef ERESTART
+VFIO_ERRNO(ERESTART)
+#endif
+#ifdef ESTRPIPE
+VFIO_ERRNO(ESTRPIPE)
+#endif
+#ifdef EUSERS
+VFIO_ERRNO(EUSERS)
+#endif
+#ifdef ENOTSOCK
+VFIO_ERRNO(ENOTSOCK)
+#endif
+#ifdef EDESTADDRREQ
+VFIO_ERRNO(EDESTADDRREQ)
+#endif
+#ifdef EMSGSIZE
+VFIO_ERRNO(EMSGSIZE)
+#endif
+#ifdef EPROTOTYPE
+VFIO_ERRNO(EPROTOTYPE)
+#endif
+#ifdef ENOPROTOOPT
+VFIO_ERRNO(ENOPROTOOPT)
+#endif
+#ifdef EPROTONOSUPPORT
+VFIO_ERRNO(EPROTONOSUPPORT)
+#endif
+#ifdef ESOCKTNOSUPPORT
+VFIO_ERRNO(ESOCKTNOSUPPORT)
+#endif
+#ifdef EOPNOTSUPP
+VFIO_ERRNO(EOPNOTSUPP)
+#endif
+#ifdef EPFNOSUPPORT
+VFIO_ERRNO(EPFNOSUPPORT)
+#endif
+#ifdef EAFNOSUPPORT
+VFIO_ERRNO(EAFNOSUPPORT)
+#endif
+#ifdef EADDRINUSE
+VFIO_ERRNO(EADDRINUSE)
+#endif
+#ifdef EADDRNOTAVAIL
+VFIO_ERRNO(EADDRNOTAVAIL)
+#endif
+#ifdef ENETDOWN
+VFIO_ERRNO(ENETDOWN)
+#endif
+#ifdef ENETUNREACH
+VFIO_ERRNO(ENETUNREACH)
+#endif
+#ifdef ENETRESET
+VFIO_ERRNO(ENETRESET)
+#endif
+#ifdef ECONNABORTED
+VFIO_ERRNO(ECONNABORTED)
+#endif
+#ifdef ECONNRESET
+VFIO_ERRNO(ECONNRESET)
+#endif
+#ifdef ENOBUFS
+VFIO_ERRNO(ENOBUFS)
+#endif
+#ifdef EISCONN
+VFIO_ERRNO(EISCONN)
+#endif
+#ifdef ENOTCONN
+VFIO_ERRNO(ENOTCONN)
+#endif
+#ifdef ESHUTDOWN
+VFIO_ERRNO(ESHUTDOWN)
+#endif
+#ifdef ETOOMANYREFS
+VFIO_ERRNO(ETOOMANYREFS)
+#endif
+#ifdef ETIMEDOUT
+VFIO_ERRNO(ETIMEDOUT)
+#endif
+#ifdef ECONNREFUSED
+VFIO_ERRNO(ECONNREFUSED)
+#endif
+#ifdef EHOSTDOWN
+VFIO_ERRNO(EHOSTDOWN)
+#endif
+#ifdef EHOSTUNREACH
+VFIO_ERRNO(EHOSTUNREACH)
+#endif
+#ifdef EALREADY
+VFIO_ERRNO(EALREADY)
+#endif
+#ifdef EINPROGRESS
+VFIO_ERRNO(EINPROGRESS)
+#endif
+#ifdef ESTALE
+VFIO_ERRNO(ESTALE)
+#endif
+#ifdef EUCLEAN
+VFIO_ERRNO(EUCLEAN)
+#endif
+#ifdef ENOTNAM
+VFIO_ERRNO(ENOTNAM)
+#endif
+#ifdef ENAVAIL
+VFIO_ERRNO(ENAVAIL)
+#endif
+#ifdef EISNAM
+VFIO_ERRNO(EISNAM)
+#endif
+#ifdef EREMOTEIO
+VFIO_ERRNO(EREMOTEIO)
+#endif
+#ifdef EDQUOT
+VFIO_ERRNO(EDQUOT)
+#endif
+#ifdef ENOMEDIUM
+VFIO_ERRNO(ENOMEDIUM)
+#endif
+#ifdef EMEDIUMTYPE
+VFIO_ERRNO(EMEDIUMTYPE)
+#endif
+#ifdef ECANCELED
+VFIO_ERRNO(ECANCELED)
+#endif
+#ifdef ENOKEY
+VFIO_ERRNO(ENOKEY)
+#endif
+#ifdef EKEYEXPIRED
+VFIO_ERRNO(EKEYEXPIRED)
+#endif
+#ifdef EKEYREVOKED
+VFIO_ERRNO(EKEYREVOKED)
+#endif
+#ifdef EKEYREJECTED
+VFIO_ERRNO(EKEYREJECTED)
+#endif
+#ifdef EOWNERDEAD
+VFIO_ERRNO(EOWNERDEAD)
+#endif
+#ifdef ENOTRECOVERABLE
+VFIO_ERRNO(ENOTRECOVERABLE)
+#endif
+#ifdef ERFKILL
+VFIO_ERRNO(ERFKILL)
+#endif
+#ifdef EHWPOISON
+VFIO_ERRNO(EHWPOISON)
+#endif
+#ifdef EWOULDBLOCK
+VFIO_ERRNO(EWOULDBLOCK)
+#endif
+#ifdef EDEADLOCK
+VFIO_ERRNO(EDEADLOCK)
+#endif
+#ifdef ENOTSUP
+VFIO_ERRNO(ENOTSUP)
+#endif
