@@ -217,13 +217,13 @@ export class SpaprTceIommu extends Iommu {
     this.assertUsable();
     const ddw = this.#requireDdw();
     if (pageSize === 0n || (pageSize & (pageSize - 1n)) !== 0n || (ddw.pgsizes & pageSize) === 0n) {
-      throw new VfioError(RuleCode.UNSUPPORTED, `${this.description}: page size ${hex(pageSize)} is not one the IOMMU offers (${pageSizeList(ddw.pgsizes)})`);
+      throw new VfioError(RuleCode.WINDOW_LIMIT, `${this.description}: page size ${hex(pageSize)} is not one the IOMMU offers (${pageSizeList(ddw.pgsizes)})`);
     }
     if (size < pageSize || (size & (size - 1n)) !== 0n) {
       throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: a window's size must be a power of two of at least its page size ${hex(pageSize)}, got ${hex(size)}`);
     }
     if (levels > ddw.levels) {
-      throw new VfioError(RuleCode.UNSUPPORTED, `${this.description}: a TCE table has 1..${ddw.levels} levels here, got ${levels}`);
+      throw new VfioError(RuleCode.WINDOW_LIMIT, `${this.description}: a TCE table has 1..${ddw.levels} levels here, got ${levels}`);
     }
     if (this.#windows.length >= ddw.maxDynamicWindowsSupported) {
       throw new VfioError(

@@ -324,7 +324,7 @@ describe('sPAPR TCE IOMMU rules', () => {
 
     it('refuses a page size the IOMMU does not offer', () => {
       const iommu = v2();
-      throwsCode(() => iommu.createWindow({ pageSize: 0x2000, size: GiB }), 'ERR_VFIO_UNSUPPORTED', /0x1000, 0x10000, 0x200000, 0x1000000/);
+      throwsCode(() => iommu.createWindow({ pageSize: 0x2000, size: GiB }), 'ERR_VFIO_WINDOW_LIMIT', /0x1000, 0x10000, 0x200000, 0x1000000/);
       assert.equal(createCalls(), 0);
     });
 
@@ -334,7 +334,7 @@ describe('sPAPR TCE IOMMU rules', () => {
       assert.equal(createCalls(), 0);
     });
 
-    for (const [levels, code] of [[0, 'ERR_OUT_OF_RANGE'], [2, 'ERR_VFIO_UNSUPPORTED']] as const) {
+    for (const [levels, code] of [[0, 'ERR_OUT_OF_RANGE'], [2, 'ERR_VFIO_WINDOW_LIMIT']] as const) {
       it(`refuses ${levels} TCE table levels when the IOMMU reports 1`, () => {
         const iommu = v2();
         throwsCode(() => iommu.createWindow({ pageSize: 0x1000, size: GiB, levels }), code, levels ? /1\.\.1 levels/ : /"options\.levels"/);

@@ -137,9 +137,9 @@ describe('sPAPR rules on the real kernel', () => {
   it('spapr-v2: a window the IOMMU cannot make is refused (page size, size, levels, count); the kernel alone fails them and leaks locked memory', () => {
     const { s } = setUp();
     const before = lockedKb();
-    assert.throws(() => s.iommu.createWindow({ pageSize: 0x2000, size: GiB }), { code: 'ERR_VFIO_INVALID_ARG' });
+    assert.throws(() => s.iommu.createWindow({ pageSize: 0x2000, size: GiB }), { code: 'ERR_VFIO_WINDOW_LIMIT' });
     assert.throws(() => s.iommu.createWindow({ pageSize: 0x1000, size: 0x3000n }), { code: 'ERR_VFIO_BAD_RANGE' });
-    assert.throws(() => s.iommu.createWindow({ pageSize: 0x1000, size: GiB, levels: 2 }), { code: 'ERR_VFIO_INVALID_ARG' });
+    assert.throws(() => s.iommu.createWindow({ pageSize: 0x1000, size: GiB, levels: 2 }), { code: 'ERR_VFIO_WINDOW_LIMIT' });
     const w = s.iommu.createWindow({ pageSize: 0x1000, size: GiB / 4n });
     assert.throws(() => s.iommu.createWindow({ pageSize: 0x1000, size: GiB / 4n }), { code: 'ERR_VFIO_WINDOW_LIMIT' });
     s.iommu.removeWindow(w);

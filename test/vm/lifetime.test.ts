@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Container, DmaBuffer, Group } from '../../lib';
 import { native } from '../../lib/native';
-import { collectUntil, leakWarnings } from '../fixtures/gc';
+import { collectUntil, leakWarnings, settle } from '../fixtures/gc';
 import { fdCount, lockedKb, testEnv, type TestEnv } from './env';
 import { errorOf } from './raw';
 
@@ -21,6 +21,7 @@ describe('lifetimes on the real kernel', () => {
 
   it('a container dropped with a group, a device, a BAR mmap, enabled MSI and a mapping is collected: fds, mmaps and pins come back', async function () {
     this.timeout(120_000); // full GCs under TCG
+    await settle();
     const fds = fdCount();
     const maps = barMaps();
     const locked = lockedKb();
