@@ -141,7 +141,7 @@ export class Group extends Resource {
     try {
       handle = this.#native.getDeviceFd(name);
     } catch (e) {
-      rethrow(e, `${this.description}: opening device ${name}`, (code) => (code === 'EINVAL' || code === 'ENODEV' ? this.#membersHint(name) : undefined));
+      rethrow(e, `${this.description}: opening device ${name}`, (code) => (code === 'ENODEV' ? this.#membersHint(name) : undefined));
     }
     const device = new Device(this, name, handle);
     this.#devices.push(device);
