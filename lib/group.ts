@@ -165,7 +165,7 @@ export class Group extends Resource {
     try {
       handle = this.#native.getDeviceFd(name);
     } catch (e) {
-      rethrow(e, `${this.description}: opening device ${name}`, (code) => (code === 'EINVAL' || code === 'ENODEV' ? this.#membersHint(name) : undefined));
+      rethrow(e, `${this.description}: opening device ${name}`, (code) => (code === 'ENODEV' ? this.#membersHint(name) : undefined));
     }
     const device = Device.create(this, name, handle);
     this.#devices.push(device);

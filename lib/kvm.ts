@@ -124,7 +124,7 @@ export class Vm extends Resource {
       handle = this.#native.createDevice(native().constants.KVM_DEV_TYPE_VFIO, false);
     } catch (e) {
       rethrow(e, `${this.description}: KVM_CREATE_DEVICE(KVM_DEV_TYPE_VFIO)`, (code) =>
-        code === 'EEXIST' ? 'this VM already has a KVM-VFIO device made outside this library; a VM can have one' :
+        code === 'EBUSY' ? 'this VM already has a KVM-VFIO device made outside this library; a VM can have one' :
         code === 'ENODEV' ? 'the kernel was built without KVM-VFIO (CONFIG_KVM_VFIO)' : undefined);
     }
     if (!handle) throw new VfioError(RuleCode.BOOKKEEPING, `${this.description}: KVM_CREATE_DEVICE returned no device`);

@@ -86,10 +86,18 @@ function guestSuite(extra) {
   const files = ['dist/test/vm/**/*.test.js', ...extra];
   console.log(`\n=== real-kernel tests in the x86_64 test guest (${files.join(' ')}) ===`);
   const inner = guestMocha(process.execPath, 'guest-x86_64', files);
-  const status = sh(path.join(guestRoot(), 'scripts', 'guest', 'run'), ['--kvm', '--out', out, '--', 'sh', '-c', inner]);
+  // VFIO_RECORD_KERNEL_ANSWERS=1: test/vm/kernel-answers.test.ts records the
+  // kernel's answers in the out folder instead of comparing; they become the fixture.
+  const record = process.env.VFIO_RECORD_KERNEL_ANSWERS === '1' ? ['--env', 'VFIO_RECORD_KERNEL_ANSWERS=1'] : [];
+  const status = sh(path.join(guestRoot(), 'scripts', 'guest', 'run'), ['--kvm', ...record, '--out', out, '--', 'sh', '-c', inner]);
   if (status === 125) console.error('\nthe test guest could not run: see the messages above (scripts/guest/setup says what to install)');
   if (status === 124) console.error('\nthe test guest timed out: its console is printed above');
   results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-x86_64', status));
+  const answers = path.join(out, 'kernel-answers.json');
+  if (record.length > 0 && fs.existsSync(answers)) {
+    fs.copyFileSync(answers, path.join(root, 'test', 'fixtures', 'kernel-answers.json'));
+    console.log('\nkernel answers recorded in test/fixtures/kernel-answers.json');
+  }
 }
 
 // The sPAPR suite in the ppc64 guest: Debian's ppc64el node there runs the

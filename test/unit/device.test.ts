@@ -148,8 +148,20 @@ describe('device regions and interrupts', () => {
     assert.equal(raw.irqs.size, 0);
   });
 
-  it('resets the device', () => {
-    device.reset();
-    assert.equal(raw.resets, 1);
+  it('refuses to reset a device with no reset method (edu), before the ioctl', () => {
+    assert.equal(device.info.resettable, false);
+    throwsCode(() => device.reset(), 'ERR_VFIO_UNSUPPORTED', /no reset method/);
+    assert.equal(fake.k.calls.filter((c) => c === 'ioctl(VFIO_DEVICE_RESET)').length, 0);
+  });
+
+  it('resets a device that has a reset method', () => {
+    container.close();
+    fake.k.resettable = true;
+    container = Container.open();
+    const group = container.openGroup(3);
+    container.setIommu();
+    const resettable = group.openDevice('0000:00:03.0');
+    resettable.reset();
+    assert.equal(fake.k.devices.at(-1)!.resets, 1);
   });
 });

@@ -39,6 +39,15 @@ describe('KVM-VFIO device rules', () => {
     vm.close();
   });
 
+  it('says a VM already has a KVM-VFIO device when the kernel answers EBUSY', () => {
+    const kvm = Kvm.open();
+    const vm = kvm.createVm();
+    kvm.close();
+    fake.k.vms.at(-1)!.createDevice(fake.k.constants.KVM_DEV_TYPE_VFIO, false);
+    throwsCode(() => vm.vfioDevice(), 'EBUSY', /already has a KVM-VFIO device made outside this library/);
+    vm.close();
+  });
+
   it('takes Group objects only, never numbers', () => {
     const { vm, dev } = vmWithDevice();
     throwsCode(() => dev.add(3 as unknown as Group), 'ERR_INVALID_ARG_TYPE', /must be a Group/);

@@ -71,9 +71,9 @@ describe('type1 IOMMU rules', () => {
   });
 
   it('refuses IOVAs outside the reported IOVA ranges (the MSI hole)', () => {
-    throwsCode(() => iommu.map(buffer, { iova: 0xfee00000n, size: 4096 }), 'ERR_VFIO_IOVA_OUT_OF_RANGE', /0x0-0xfedfffff, 0xfef00000-0xffffffffffff/);
+    throwsCode(() => iommu.map(buffer, { iova: 0xfee00000n, size: 4096 }), 'ERR_VFIO_IOVA_OUT_OF_RANGE', /0x0-0xfedfffff, 0xfef00000-0x7fffffffff/);
     throwsCode(() => iommu.map(buffer, { iova: 0xfedff000n, size: 0x2000 }), 'ERR_VFIO_IOVA_OUT_OF_RANGE');
-    throwsCode(() => iommu.map(buffer, { iova: 1n << 48n, size: 4096 }), 'ERR_VFIO_IOVA_OUT_OF_RANGE');
+    throwsCode(() => iommu.map(buffer, { iova: 1n << 39n, size: 4096 }), 'ERR_VFIO_IOVA_OUT_OF_RANGE');
     assert.equal(mapCalls(), 0);
   });
 

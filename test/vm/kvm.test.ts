@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { Container, Group, Kvm, type Vm } from '../../lib';
+import { Container, Group, Kvm, Vm } from '../../lib';
 import { native } from '../../lib/native';
 import { testEnv, type TestEnv } from './env';
 import { errorOf } from './raw';
@@ -42,6 +42,19 @@ describe('KVM-VFIO device with a real VFIO group', () => {
       const rawDev = raw.createDevice(native().constants.KVM_DEV_TYPE_VFIO, false)!;
       assert.equal(errorOf(() => rawDev.setVfioFile(native().constants.KVM_DEV_VFIO_FILE_DEL, group.handle()))?.code, 'ENOENT');
       rawDev.close();
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a VM whose KVM-VFIO device was made elsewhere: the kernel says EBUSY, and the message says why', () => {
+    const raw = native().openKvm('/dev/kvm').createVm(0);
+    try {
+      const rawDev = raw.createDevice(native().constants.KVM_DEV_TYPE_VFIO, false)!;
+      using adopted = Vm.adopt(raw.fd);
+      assert.throws(() => adopted.vfioDevice(), { code: 'EBUSY', message: /already has a KVM-VFIO device made outside this library/ });
+      rawDev.close();
+      assert.equal(adopted.vfioDevice().closed, false, 'once that device is gone the VM takes a new one');
     } finally {
       raw.close();
     }

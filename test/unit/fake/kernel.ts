@@ -1,12 +1,20 @@
 // A test twin of the addon (lib/native.ts), modelled on what the real kernel
-// did in the test guest: type1 refuses misaligned (EINVAL) and overlapping
-// (EEXIST) maps and runs out of DMA entries (ENOSPC); a group is EBUSY when
-// open twice and EPERM on SET_CONTAINER when not viable. With
-// `k.iommuFamily = 'spapr'` the containers are sPAPR TCE ones, modelled on
-// Debian's 6.12 ppc64el kernel in the ppc64 test guest, its defects
-// included (see SpaprTable below). Every syscall is
-// logged in `calls`, so a test can prove a rule stopped a call before it
-// reached the "kernel". It never stands in for the kernel: test/vm does.
+// did in the test guest. Its type1 answers are held to a recording of the
+// real kernel (test/fixtures/kernel-answers.json, Debian's 6.1 x86_64 with
+// QEMU's edu behind vfio-pci) by test/unit/fake-honesty.test.ts: change a
+// behaviour here only together with the question that shows the kernel does
+// it. With `k.iommuFamily = 'spapr'` the containers are sPAPR TCE ones,
+// modelled on Debian's 6.12 ppc64el kernel in the ppc64 test guest, its
+// defects included (see SpaprTable below; not covered by the recording).
+// Every syscall is logged in `calls`, so a test can prove a rule stopped a
+// call before it reached the "kernel". It never stands in for the kernel:
+// test/vm does.
+//
+// Lifetimes as the kernel has them: a group's file stays open (a second open
+// is EBUSY, the container stays set) while its fd, a device fd or a KVM-VFIO
+// registration holds it; a container's IOMMU context lives while a group is
+// attached, and goes (model, mappings, pinned memory) when the last one
+// leaves, even after the container fd closed.
 
 import { constants as osConstants } from 'node:os';
 import type * as N from '../../../lib/native';
@@ -16,20 +24,29 @@ export const C = {
   VFIO_TYPE1_IOMMU: 1,
   VFIO_SPAPR_TCE_IOMMU: 2,
   VFIO_TYPE1v2_IOMMU: 3,
+  VFIO_DMA_CC_IOMMU: 4,
   VFIO_SPAPR_TCE_v2_IOMMU: 7,
+  VFIO_NOIOMMU_IOMMU: 8,
   VFIO_UNMAP_ALL: 9,
+  VFIO_UPDATE_VADDR: 10,
   VFIO_EEH: 5,
+  VFIO_IOMMU_INFO_PGSIZES: 1,
+  VFIO_IOMMU_INFO_CAPS: 2,
   VFIO_IOMMU_SPAPR_INFO_DDW: 1,
   VFIO_GROUP_FLAGS_VIABLE: 1,
   VFIO_GROUP_FLAGS_CONTAINER_SET: 2,
   VFIO_DEVICE_FLAGS_RESET: 1,
   VFIO_DEVICE_FLAGS_PCI: 2,
   VFIO_PCI_BAR0_REGION_INDEX: 0,
+  VFIO_PCI_ROM_REGION_INDEX: 6,
   VFIO_PCI_CONFIG_REGION_INDEX: 7,
+  VFIO_PCI_VGA_REGION_INDEX: 8,
   VFIO_PCI_NUM_REGIONS: 9,
   VFIO_PCI_INTX_IRQ_INDEX: 0,
   VFIO_PCI_MSI_IRQ_INDEX: 1,
   VFIO_PCI_MSIX_IRQ_INDEX: 2,
+  VFIO_PCI_ERR_IRQ_INDEX: 3,
+  VFIO_PCI_REQ_IRQ_INDEX: 4,
   VFIO_PCI_NUM_IRQS: 5,
   VFIO_REGION_INFO_FLAG_READ: 1,
   VFIO_REGION_INFO_FLAG_WRITE: 2,
@@ -38,6 +55,8 @@ export const C = {
   VFIO_IRQ_INFO_MASKABLE: 2,
   VFIO_IRQ_INFO_AUTOMASKED: 4,
   VFIO_IRQ_INFO_NORESIZE: 8,
+  VFIO_IRQ_SET_DATA_NONE: 1,
+  VFIO_IRQ_SET_DATA_EVENTFD: 4,
   VFIO_IRQ_SET_ACTION_MASK: 8,
   VFIO_IRQ_SET_ACTION_UNMASK: 16,
   VFIO_IRQ_SET_ACTION_TRIGGER: 32,
@@ -45,7 +64,9 @@ export const C = {
   VFIO_DMA_MAP_FLAG_WRITE: 2,
   VFIO_DMA_UNMAP_FLAG_ALL: 2,
   KVM_API_VERSION: 12,
+  KVM_CREATE_DEVICE_TEST: 1,
   KVM_DEV_TYPE_VFIO: 4,
+  KVM_DEV_VFIO_GROUP: 1,
   KVM_DEV_VFIO_FILE: 1,
   KVM_DEV_VFIO_FILE_ADD: 1,
   KVM_DEV_VFIO_FILE_DEL: 2,
@@ -75,11 +96,26 @@ export interface FakeGroupSpec {
   viable?: boolean;
 }
 
-interface GroupState {
-  spec: FakeGroupSpec;
-  open: boolean;
-  container: FakeContainer | null;
-  openDevices: number;
+/** A group's kernel side: its file is open while anything holds a reference to it. */
+export class GroupState {
+  /** The group fd, each device fd, each KVM-VFIO registration. */
+  refs = 0;
+  container: FakeContainer | null = null;
+  openDevices = 0;
+  constructor(readonly spec: FakeGroupSpec) {}
+  get open(): boolean {
+    return this.refs > 0;
+  }
+  get(): void {
+    this.refs++;
+  }
+  /** The last reference gone: the file is released, and with it the group's place in its container. */
+  put(): void {
+    if (--this.refs > 0) return;
+    const c = this.container;
+    this.container = null;
+    c?.leave(this);
+  }
 }
 
 interface Mapping {
@@ -111,15 +147,21 @@ export class FakeKernel implements N.NativeBinding {
   readonly pageSize = PAGE;
   readonly calls: string[] = [];
   readonly groups = new Map<number, GroupState>();
-  /** Type1 info the next container reports. */
+  /**
+   * What type1 reports, as the guest's VT-d (39-bit, MSI window cut out) did;
+   * dmaAvail is vfio_iommu_type1's dma_entry_limit, taken at SET_IOMMU.
+   */
   type1 = {
     pgsizes: 0x40201000n,
     ranges: [
       { start: 0n, end: 0xfedfffffn },
-      { start: 0xfef00000n, end: (1n << 48n) - 1n },
+      { start: 0xfef00000n, end: 0x7fffffffffn },
     ] as N.IovaRange[] | null,
     dmaAvail: 65535 as number | null,
+    migration: { flags: 0, pgsizeBitmap: 0x1000n, maxDirtyBitmapSize: 0x10000000n } as N.Type1InfoRaw['migration'],
   };
+  /** The device is edu, which has no reset method; true models one with FLR. */
+  resettable = false;
   /** Which IOMMU driver the next containers offer: vfio_iommu_type1 or vfio_iommu_spapr_tce. */
   iommuFamily: 'type1' | 'spapr' = 'type1';
   /** sPAPR GET_INFO the next container reports (ddw only for v2), as the ppc64 guest's kernel did. */
@@ -142,7 +184,7 @@ export class FakeKernel implements N.NativeBinding {
   readonly vms: FakeVm[] = [];
 
   constructor(groups: FakeGroupSpec[] = [{ id: 3, devices: ['0000:00:03.0'] }]) {
-    for (const spec of groups) this.groups.set(spec.id, { spec, open: false, container: null, openDevices: 0 });
+    for (const spec of groups) this.groups.set(spec.id, new GroupState(spec));
   }
 
   /** Log a syscall; throw if a failure was queued for it. */
@@ -169,7 +211,7 @@ export class FakeKernel implements N.NativeBinding {
     const g = this.groups.get(id);
     if (!g) throw Object.assign(sysError('ENOENT', 'open'), { path });
     if (g.open) throw Object.assign(sysError('EBUSY', 'open'), { path });
-    g.open = true;
+    g.get();
     return new FakeGroup(this, g);
   }
 
@@ -237,7 +279,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   iommu = 0;
   readonly groups = new Set<GroupState>();
   readonly mappings: Mapping[] = [];
-  dmaAvail: number | null;
+  dmaAvail: number | null = null;
   readonly family: 'type1' | 'spapr';
   /** sPAPR state: v1 enabled, v2 registrations, windows. */
   enabled = false;
@@ -247,7 +289,6 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   mmSet = false;
   constructor(readonly k: FakeKernel) {
     super();
-    this.dmaAvail = k.type1.dmaAvail;
     this.family = k.iommuFamily;
   }
   get #spapr(): boolean {
@@ -255,6 +296,12 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   }
   get #v2(): boolean {
     return this.iommu === C.VFIO_SPAPR_TCE_v2_IOMMU;
+  }
+  /** An ioctl the container passes to its IOMMU driver: EINVAL while there is none. */
+  #driverIoctl(name: string): void {
+    this.live();
+    this.k.syscall(name);
+    if (!this.iommu) throw sysError('EINVAL', name);
   }
   getApiVersion(): number {
     this.live();
@@ -264,51 +311,72 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   checkExtension(ext: number): number {
     this.live();
     this.k.syscall('ioctl(VFIO_CHECK_EXTENSION)');
-    const offered = this.family === 'spapr' ? [C.VFIO_SPAPR_TCE_IOMMU, C.VFIO_SPAPR_TCE_v2_IOMMU] : [C.VFIO_TYPE1_IOMMU, C.VFIO_TYPE1v2_IOMMU, C.VFIO_UNMAP_ALL];
-    return offered.includes(ext) ? 1 : 0;
+    return this.#offers(ext) ? 1 : 0;
+  }
+  #offers(ext: number): boolean {
+    if (this.family === 'spapr') return ext === C.VFIO_SPAPR_TCE_IOMMU || ext === C.VFIO_SPAPR_TCE_v2_IOMMU;
+    // type1 answers UPDATE_VADDR only once it is the container's driver.
+    return [C.VFIO_TYPE1_IOMMU, C.VFIO_TYPE1v2_IOMMU, C.VFIO_UNMAP_ALL].includes(ext) || (ext === C.VFIO_UPDATE_VADDR && this.iommu !== 0);
   }
   setIommu(type: number): void {
     this.live();
     this.k.syscall('ioctl(VFIO_SET_IOMMU)');
     if (this.groups.size === 0 || this.iommu) throw sysError('EINVAL', 'ioctl(VFIO_SET_IOMMU)');
-    if (this.checkExtensionQuiet(type) === 0) throw sysError('ENODEV', 'ioctl(VFIO_SET_IOMMU)');
+    if (type === C.VFIO_UNMAP_ALL || type === C.VFIO_UPDATE_VADDR || !this.#offers(type)) throw sysError('ENODEV', 'ioctl(VFIO_SET_IOMMU)');
     this.iommu = type;
+    this.dmaAvail = this.k.type1.dmaAvail;
     if (this.#spapr) {
       const sp = this.k.spapr;
       this.windows = [{ start: sp.dma32Start, size: sp.dma32Size, pageShift: 12 }];
       for (const l of sp.leftovers) this.mappings.push({ iova: l.iova, size: l.size, buffer: new FakeDmaBuffer(Number(l.size), PAGE, -1), offset: 0 });
     }
   }
-  private checkExtensionQuiet(ext: number): number {
-    if (ext === C.VFIO_UNMAP_ALL) return 0;
-    return this.family === 'spapr' ? ([C.VFIO_SPAPR_TCE_IOMMU, C.VFIO_SPAPR_TCE_v2_IOMMU].includes(ext) ? 1 : 0) : [C.VFIO_TYPE1_IOMMU, C.VFIO_TYPE1v2_IOMMU].includes(ext) ? 1 : 0;
+  /** The IOMMU context goes: model, mappings (their pinned memory), sPAPR state. */
+  #releaseIommu(): void {
+    this.iommu = 0;
+    this.mappings.length = 0;
+    this.dmaAvail = null;
+    this.enabled = false;
+    this.registrations.length = 0;
+    this.windows = [];
+    this.mmSet = false;
+  }
+  /** @internal A group left (UNSET_CONTAINER, or its file was released). */
+  leave(g: GroupState): void {
+    this.groups.delete(g);
+    if (this.groups.size === 0) this.#releaseIommu();
   }
   type1GetInfo(): N.Type1InfoRaw {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_GET_INFO)');
-    if (!this.iommu) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_GET_INFO)');
+    this.#driverIoctl('ioctl(VFIO_IOMMU_GET_INFO)');
+    if (this.#spapr) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_GET_INFO)');
+    const t = this.k.type1;
     return {
-      flags: 1,
-      iovaPgsizes: this.k.type1.pgsizes,
-      iovaRanges: this.k.type1.ranges,
-      dmaAvail: this.dmaAvail === null ? null : this.dmaAvail,
-      migration: null,
+      flags: C.VFIO_IOMMU_INFO_PGSIZES | C.VFIO_IOMMU_INFO_CAPS,
+      iovaPgsizes: t.pgsizes,
+      iovaRanges: t.ranges,
+      dmaAvail: this.dmaAvail,
+      migration: t.migration && { ...t.migration, pgsizeBitmap: t.pgsizes & -t.pgsizes },
     };
   }
-  mapDma(buffer: N.NativeDmaBuffer, offset: number, size: number, iova: bigint, _flags: number): void {
+  // vfio_dma_do_map's order: arguments, overlap, entry limit, IOVA ranges, pinning.
+  mapDma(buffer: N.NativeDmaBuffer, offset: number, size: number, iova: bigint, flags: number): void {
     this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_MAP_DMA)');
     const b = buffer as FakeDmaBuffer;
     if (b.closed) throw closedError();
     if (offset + size > b.size) throw Object.assign(new RangeError('out of range'), { code: 'ERR_OUT_OF_RANGE' });
+    const name = 'ioctl(VFIO_IOMMU_MAP_DMA)';
+    this.#driverIoctl(name);
     if (this.#spapr) return this.#spaprMap(b, offset, BigInt(size), iova);
     const min = this.k.type1.pgsizes & -this.k.type1.pgsizes;
     const s = BigInt(size);
-    if (s === 0n || iova % min !== 0n || s % min !== 0n || BigInt(offset) % min !== 0n) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_MAP_DMA)');
-    if (this.mappings.some((m) => iova < m.iova + m.size && m.iova < iova + s)) throw sysError('EEXIST', 'ioctl(VFIO_IOMMU_MAP_DMA)');
-    if (this.dmaAvail !== null && this.dmaAvail <= 0) throw sysError('ENOSPC', 'ioctl(VFIO_IOMMU_MAP_DMA)');
+    const prot = flags & (C.VFIO_DMA_MAP_FLAG_READ | C.VFIO_DMA_MAP_FLAG_WRITE);
+    if (!prot || s === 0n || iova % min !== 0n || s % min !== 0n || BigInt(offset) % min !== 0n) throw sysError('EINVAL', name);
+    if (this.mappings.some((m) => iova < m.iova + m.size && m.iova < iova + s)) throw sysError('EEXIST', name);
+    if (this.dmaAvail !== null && this.dmaAvail <= 0) throw sysError('ENOSPC', name);
+    const ranges = this.k.type1.ranges;
+    if (ranges && !ranges.some((r) => iova >= r.start && iova + s - 1n <= r.end)) throw sysError('EINVAL', name);
     const pinned = this.k.containers.reduce((n, c) => n + c.mappings.reduce((a, m) => a + m.size, 0n), 0n);
-    if (this.k.memlock[0] >= 0n && pinned + s > this.k.memlock[0]) throw sysError('ENOMEM', 'ioctl(VFIO_IOMMU_MAP_DMA)');
+    if (this.k.memlock[0] >= 0n && pinned + s > this.k.memlock[0]) throw sysError('ENOMEM', name);
     this.mappings.push({ iova, size: s, buffer: b, offset });
     if (this.dmaAvail !== null) this.dmaAvail--;
   }
@@ -316,13 +384,22 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     await new Promise((r) => setImmediate(r));
     this.mapDma(buffer, offset, size, iova, flags);
   }
+  // vfio_dma_do_unmap: v2 refuses a range that cuts a mapping; v1 unmaps
+  // every mapping that starts inside the range, whole.
   unmapDma(iova: bigint, size: bigint, flags: number): bigint {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_UNMAP_DMA)');
+    const name = 'ioctl(VFIO_IOMMU_UNMAP_DMA)';
+    this.#driverIoctl(name);
     if (this.#spapr) return this.#spaprUnmap(iova, size);
+    const min = this.k.type1.pgsizes & -this.k.type1.pgsizes;
     const all = (flags & C.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
-    if (all && (iova !== 0n || size !== 0n)) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_UNMAP_DMA)');
-    const hit = this.mappings.filter((m) => all || (m.iova >= iova && m.iova + m.size <= iova + size));
+    if (iova % min !== 0n) throw sysError('EINVAL', name);
+    if (all ? iova !== 0n || size !== 0n : size === 0n || size % min !== 0n) throw sysError('EINVAL', name);
+    const end = all ? 1n << 64n : iova + size;
+    const v2 = this.iommu === C.VFIO_TYPE1v2_IOMMU;
+    if (v2 && this.mappings.some((m) => m.iova < end && iova < m.iova + m.size && (m.iova < iova || m.iova + m.size > end))) {
+      throw sysError('EINVAL', name);
+    }
+    const hit = this.mappings.filter((m) => m.iova >= iova && m.iova < end);
     let total = 0n;
     for (const m of hit) {
       this.mappings.splice(this.mappings.indexOf(m), 1);
@@ -337,8 +414,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   }
   // --- sPAPR TCE, as Debian's 6.12 ppc64el kernel answered in the guest ---
   spaprGetInfo(): N.SpaprInfoRaw {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_TCE_GET_INFO)');
+    this.#driverIoctl('ioctl(VFIO_IOMMU_SPAPR_TCE_GET_INFO)');
     if (!this.#spapr) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_GET_INFO)');
     const sp = this.k.spapr;
     return {
@@ -349,21 +425,18 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     };
   }
   enable(): void {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_ENABLE)');
+    this.#driverIoctl('ioctl(VFIO_IOMMU_ENABLE)');
     if (!this.#spapr || this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_ENABLE)');
     if (this.enabled) throw sysError('EBUSY', 'ioctl(VFIO_IOMMU_ENABLE)');
     this.enabled = true;
   }
   disable(): void {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_DISABLE)');
+    this.#driverIoctl('ioctl(VFIO_IOMMU_DISABLE)');
     if (!this.#spapr || this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_DISABLE)');
     this.enabled = false;
   }
   spaprRegisterMemory(buffer: N.NativeDmaBuffer, offset: number, size: number): void {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
+    this.#driverIoctl('ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
     if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
     const b = buffer as FakeDmaBuffer;
     if (offset % b.pageSize || size % b.pageSize || size === 0) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
@@ -376,8 +449,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     this.mmSet = true;
   }
   spaprUnregisterMemory(buffer: N.NativeDmaBuffer, offset: number, size: number): void {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY)');
+    this.#driverIoctl('ioctl(VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY)');
     if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY)');
     // Defect modelled: it succeeds while the memory is still mapped.
     const i = this.registrations.findIndex((r) => r.buffer === buffer && r.offset === offset && r.size === size);
@@ -385,8 +457,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     this.registrations.splice(i, 1);
   }
   spaprCreateWindow(pageShift: number, windowSize: bigint, levels: number): bigint {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
+    this.#driverIoctl('ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
     if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_CREATE)');
     const ddw = this.k.spapr.ddw;
     // levels 0 is accepted, as the real kernel did.
@@ -399,8 +470,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     return start;
   }
   spaprRemoveWindow(start: bigint): void {
-    this.live();
-    this.k.syscall('ioctl(VFIO_IOMMU_SPAPR_TCE_REMOVE)');
+    this.#driverIoctl('ioctl(VFIO_IOMMU_SPAPR_TCE_REMOVE)');
     if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_TCE_REMOVE)');
     // Any address inside a window removes it, TCEs and all.
     const w = this.windows.find((x) => start >= x.start && start < x.start + x.size);
@@ -409,8 +479,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     this.#drop(w.start, w.size);
   }
   eehPeOp(): number {
-    this.live();
-    this.k.syscall('ioctl(VFIO_EEH_PE_OP)');
+    this.#driverIoctl('ioctl(VFIO_EEH_PE_OP)');
     throw sysError('ENOTTY', 'ioctl(VFIO_EEH_PE_OP)');
   }
   #spaprMap(b: FakeDmaBuffer, offset: number, size: bigint, iova: bigint): void {
@@ -447,8 +516,8 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     for (const m of this.mappings.filter((x) => x.iova < iova + size && iova < x.iova + x.size)) this.mappings.splice(this.mappings.indexOf(m), 1);
   }
   protected override onClose(): void {
-    // The kernel drops every mapping when the container's last reference goes.
-    this.mappings.length = 0;
+    // Attached groups hold the container: its IOMMU context goes with the last of them.
+    if (this.groups.size === 0) this.#releaseIommu();
   }
 }
 
@@ -466,10 +535,11 @@ export class FakeGroup extends FakeFd implements N.NativeGroup {
   }
   setContainer(container: N.NativeContainer): void {
     this.live();
+    const c = container as FakeContainer;
+    if (c.fd < 0) throw closedError();
     this.k.syscall('ioctl(VFIO_GROUP_SET_CONTAINER)');
     if (this.state.spec.viable === false) throw sysError('EPERM', 'ioctl(VFIO_GROUP_SET_CONTAINER)');
     if (this.state.container) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_SET_CONTAINER)');
-    const c = container as FakeContainer;
     this.state.container = c;
     c.groups.add(this.state);
   }
@@ -479,83 +549,125 @@ export class FakeGroup extends FakeFd implements N.NativeGroup {
     const c = this.state.container;
     if (!c) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_UNSET_CONTAINER)');
     if (this.state.openDevices > 0) throw sysError('EBUSY', 'ioctl(VFIO_GROUP_UNSET_CONTAINER)');
-    c.groups.delete(this.state);
-    if (c.groups.size === 0) {
-      c.iommu = 0;
-      c.mappings.length = 0;
-    }
     this.state.container = null;
+    c.leave(this.state);
   }
   getDeviceFd(name: string): N.NativeDevice {
     this.live();
     this.k.syscall('ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     if (!this.state.container?.iommu) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
-    if (!this.state.spec.devices.includes(name)) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
-    this.state.openDevices++;
+    if (!this.state.spec.devices.includes(name)) throw sysError('ENODEV', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     const d = new FakeDevice(this.k, this.state);
     this.k.devices.push(d);
     return d;
   }
   protected override onClose(): void {
-    if (this.state.container) {
-      this.state.container.groups.delete(this.state);
-      this.state.container = null;
-    }
-    this.state.open = false;
+    // The file goes only when no device fd or KVM registration holds it.
+    this.state.put();
   }
 }
 
+const REGION_SHIFT = 40n; // VFIO_PCI_OFFSET_SHIFT: region index << 40 is its offset in the device fd
+const IRQ_SET = 'ioctl(VFIO_DEVICE_SET_IRQS)';
+
+/**
+ * QEMU's edu behind vfio-pci, as the guest's kernel reported it: BAR0 (1 MiB,
+ * mappable) and 256 bytes of config space, no other region, no reset method
+ * (unless k.resettable); INTx, one MSI vector, no MSI-X, no ERR (not PCIe), REQ.
+ */
 export class FakeDevice extends FakeFd implements N.NativeDevice {
-  /** BAR0 (1 MiB, mappable) and config space (256 bytes). */
-  readonly bar0 = Buffer.alloc(1 << 20);
+  /** BAR0 as memory: edu's ident at 0, and ~0 where nothing was written (edu reads unknown registers as ~0). */
+  readonly bar0 = Buffer.alloc(1 << 20, 0xff);
   readonly config = Buffer.alloc(256);
+  /** Eventfds per index, by vector. */
   readonly irqs = new Map<number, (N.NativeEventFd | null)[]>();
   resets = 0;
+  /** The one of INTx / MSI / MSI-X in use (vfio-pci allows one at a time), -1 for none. */
+  #irqType = -1;
+  /** The device file is held by its fd and by each BAR mmap: it is released when all are gone. */
+  #refs = 1;
   constructor(
     readonly k: FakeKernel,
     readonly group: GroupState,
   ) {
     super();
+    group.openDevices++;
+    group.get();
     this.bar0.writeUInt32LE(0x010000ed, 0);
+    this.config.writeUInt16LE(0x1234, 0);
+    this.config.writeUInt16LE(0x11e8, 2);
   }
   getInfo(): N.DeviceInfoRaw {
     this.live();
     this.k.syscall('ioctl(VFIO_DEVICE_GET_INFO)');
-    return { flags: C.VFIO_DEVICE_FLAGS_PCI | C.VFIO_DEVICE_FLAGS_RESET, numRegions: 9, numIrqs: 5 };
+    return { flags: C.VFIO_DEVICE_FLAGS_PCI | (this.k.resettable ? C.VFIO_DEVICE_FLAGS_RESET : 0), numRegions: 9, numIrqs: 5 };
   }
   getRegionInfo(index: number): N.RegionInfoRaw {
     this.live();
     this.k.syscall('ioctl(VFIO_DEVICE_GET_REGION_INFO)');
     const rw = C.VFIO_REGION_INFO_FLAG_READ | C.VFIO_REGION_INFO_FLAG_WRITE;
-    if (index === 0) return { index, flags: rw | C.VFIO_REGION_INFO_FLAG_MMAP, size: BigInt(this.bar0.length), offset: 0n, sparseMmap: null, type: null };
-    if (index === 7) return { index, flags: rw, size: 256n, offset: 7n << 40n, sparseMmap: null, type: null };
-    if (index < 9) return { index, flags: 0, size: 0n, offset: BigInt(index) << 40n, sparseMmap: null, type: null };
+    const offset = BigInt(index) << REGION_SHIFT;
+    const region = (flags: number, size: bigint) => ({ index, flags, size, offset, sparseMmap: null, type: null });
+    if (index === C.VFIO_PCI_BAR0_REGION_INDEX) return region(rw | C.VFIO_REGION_INFO_FLAG_MMAP, BigInt(this.bar0.length));
+    if (index === C.VFIO_PCI_CONFIG_REGION_INDEX) return region(rw, BigInt(this.config.length));
+    // The VGA region exists only for VGA devices.
+    if (index < C.VFIO_PCI_CONFIG_REGION_INDEX) return region(0, 0n);
     throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_GET_REGION_INFO)');
   }
   getIrqInfo(index: number): N.IrqInfoRaw {
     this.live();
     this.k.syscall('ioctl(VFIO_DEVICE_GET_IRQ_INFO)');
-    if (index === 0) return { index, flags: C.VFIO_IRQ_INFO_EVENTFD | C.VFIO_IRQ_INFO_MASKABLE | C.VFIO_IRQ_INFO_AUTOMASKED, count: 1 };
-    if (index === 1) return { index, flags: C.VFIO_IRQ_INFO_EVENTFD | C.VFIO_IRQ_INFO_NORESIZE, count: 1 };
-    if (index < 5) return { index, flags: C.VFIO_IRQ_INFO_EVENTFD, count: 0 };
-    throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_GET_IRQ_INFO)');
+    // ERR exists only on PCIe devices.
+    if (index === C.VFIO_PCI_ERR_IRQ_INDEX || index >= C.VFIO_PCI_NUM_IRQS) throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_GET_IRQ_INFO)');
+    if (index === C.VFIO_PCI_INTX_IRQ_INDEX) return { index, flags: C.VFIO_IRQ_INFO_EVENTFD | C.VFIO_IRQ_INFO_MASKABLE | C.VFIO_IRQ_INFO_AUTOMASKED, count: 1 };
+    return { index, flags: C.VFIO_IRQ_INFO_EVENTFD | C.VFIO_IRQ_INFO_NORESIZE, count: this.#irqCount(index) };
+  }
+  #irqCount(index: number): number {
+    return index === C.VFIO_PCI_MSIX_IRQ_INDEX || index === C.VFIO_PCI_ERR_IRQ_INDEX ? 0 : 1;
+  }
+  /** vfio_set_irqs_validate_and_prepare: the index exists and [start, start+count) lies in it. */
+  #validate(index: number, start: number, count: number): void {
+    if (index < 0 || index >= C.VFIO_PCI_NUM_IRQS) throw sysError('EINVAL', IRQ_SET);
+    const max = this.#irqCount(index);
+    if (start >= max || start + count > max) throw sysError('EINVAL', IRQ_SET);
+  }
+  /** INTx, MSI, MSI-X exclude each other; REQ stands apart. */
+  #exclusive(index: number): boolean {
+    return index === C.VFIO_PCI_INTX_IRQ_INDEX || index === C.VFIO_PCI_MSI_IRQ_INDEX || index === C.VFIO_PCI_MSIX_IRQ_INDEX;
   }
   setIrqsEventfds(index: number, start: number, eventfds: (N.NativeEventFd | null)[]): void {
     this.live();
-    this.k.syscall('ioctl(VFIO_DEVICE_SET_IRQS)');
-    if (start + eventfds.length > this.getIrqInfo(index).count) throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_SET_IRQS)');
-    this.irqs.set(index, eventfds);
+    this.k.syscall(IRQ_SET);
+    this.#validate(index, start, eventfds.length);
+    if (this.#exclusive(index)) {
+      if (this.#irqType !== -1 && this.#irqType !== index) throw sysError('EINVAL', IRQ_SET);
+      this.#irqType = index;
+    }
+    const fds = this.irqs.get(index) ?? [];
+    eventfds.forEach((fd, i) => (fds[start + i] = fd));
+    this.irqs.set(index, fds);
   }
   setIrqsNone(index: number, start: number, count: number, action: number): void {
     this.live();
-    this.k.syscall('ioctl(VFIO_DEVICE_SET_IRQS)');
-    if (action === C.VFIO_IRQ_SET_ACTION_TRIGGER && count === 0) {
-      this.irqs.delete(index);
+    this.k.syscall(IRQ_SET);
+    this.#validate(index, start, count);
+    const on = this.irqs.has(index);
+    const trigger = action === C.VFIO_IRQ_SET_ACTION_TRIGGER;
+    if (index === C.VFIO_PCI_INTX_IRQ_INDEX) {
+      if (trigger && on && count === 0) return this.#disable(index);
+      if (!on || start !== 0 || count !== 1) throw sysError('EINVAL', IRQ_SET);
+      if (trigger) this.raise(index);
       return;
     }
-    const fds = this.irqs.get(index);
-    if (!fds) throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_SET_IRQS)');
-    if (action === C.VFIO_IRQ_SET_ACTION_TRIGGER) for (let v = start; v < start + count; v++) fds[v]?.signal(1);
+    // MSI, MSI-X and REQ have no mask.
+    if (!trigger) throw sysError('ENOTTY', IRQ_SET);
+    if (on && count === 0) return this.#disable(index);
+    if (!on) throw sysError('EINVAL', IRQ_SET);
+    for (let v = start; v < start + count; v++) this.raise(index, v);
+  }
+  #disable(index: number): void {
+    this.irqs.delete(index);
+    if (this.#irqType === index) this.#irqType = -1;
   }
   /** Device side: raise vector `v` of `index` (as edu's raise-interrupt register would). */
   raise(index: number, v = 0): void {
@@ -564,44 +676,58 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
   reset(): void {
     this.live();
     this.k.syscall('ioctl(VFIO_DEVICE_RESET)');
+    if (!this.k.resettable) throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_RESET)');
     this.resets++;
   }
-  #space(offset: bigint): [Buffer, number] {
-    if (offset >= 7n << 40n) return [this.config, Number(offset - (7n << 40n))];
-    return [this.bar0, Number(offset)];
+  /**
+   * The region an fd offset falls in, and the offset inside it. vfio-pci's
+   * answers: at or past a BAR's end EINVAL, across it a short transfer (the
+   * addon makes that EIO); at, past or across config space's end EFAULT.
+   */
+  #space(offset: bigint, length: number, syscall: string): [Buffer, number] {
+    const index = Number(offset >> REGION_SHIFT);
+    const o = Number(offset & ((1n << REGION_SHIFT) - 1n));
+    const b = index === C.VFIO_PCI_BAR0_REGION_INDEX ? this.bar0 : index === C.VFIO_PCI_CONFIG_REGION_INDEX ? this.config : null;
+    if (!b) throw sysError('EINVAL', syscall);
+    if (b === this.config && o + length > b.length) throw sysError('EFAULT', syscall);
+    if (o >= b.length) throw sysError('EINVAL', syscall);
+    if (o + length > b.length) throw sysError('EIO', syscall);
+    return [b, o];
   }
   read(offset: bigint, width: N.AccessWidth): number | bigint {
     this.live();
     this.k.syscall('pread');
-    const [b, o] = this.#space(offset);
-    if (o + width > b.length) throw sysError('EINVAL', 'pread');
+    const [b, o] = this.#space(offset, width, 'pread');
     return width === 8 ? b.readBigUInt64LE(o) : b.readUIntLE(o, width);
   }
   write(offset: bigint, width: N.AccessWidth, value: number | bigint): void {
     this.live();
     this.k.syscall('pwrite');
-    const [b, o] = this.#space(offset);
-    if (o + width > b.length) throw sysError('EINVAL', 'pwrite');
+    const [b, o] = this.#space(offset, width, 'pwrite');
     if (width === 8) b.writeBigUInt64LE(BigInt(value), o);
     else b.writeUIntLE(Number(value), o, width);
   }
   readBytes(offset: bigint, length: number): Buffer {
     this.live();
     this.k.syscall('pread');
-    const [b, o] = this.#space(offset);
+    const [b, o] = this.#space(offset, length, 'pread');
     return Buffer.from(b.subarray(o, o + length));
   }
   writeBytes(offset: bigint, data: Uint8Array): void {
     this.live();
     this.k.syscall('pwrite');
-    const [b, o] = this.#space(offset);
+    const [b, o] = this.#space(offset, data.length, 'pwrite');
     b.set(data, o);
   }
   mmap(offset: bigint, size: number, _prot: number): N.NativeRegionMapping {
     this.live();
     this.k.syscall('mmap');
-    const [b, o] = this.#space(offset);
-    const view = b.subarray(o, o + size);
+    // Only BAR0 is mappable, and only inside its (page-rounded) size.
+    const index = Number(offset >> REGION_SHIFT);
+    const o = Number(offset & ((1n << REGION_SHIFT) - 1n));
+    if (index !== C.VFIO_PCI_BAR0_REGION_INDEX || size === 0 || o + size > this.bar0.length) throw sysError('EINVAL', 'mmap');
+    const view = this.bar0.subarray(o, o + size);
+    this.#refs++;
     let open = true;
     const check = (off: number, w: number) => {
       if (!open) throw closedError();
@@ -624,12 +750,21 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
         else view.writeUIntLE(Number(v), off, w);
       },
       close: () => {
+        if (open) this.#put();
         open = false;
       },
     };
   }
-  protected override onClose(): void {
+  /** The device file released: vfio-pci turns its interrupts off, the group loses a holder. */
+  #put(): void {
+    if (--this.#refs > 0) return;
+    this.irqs.clear();
+    this.#irqType = -1;
     this.group.openDevices--;
+    this.group.put();
+  }
+  protected override onClose(): void {
+    this.#put();
   }
 }
 
@@ -753,39 +888,52 @@ export class FakeVm extends FakeFd implements N.NativeVm {
     this.k.syscall('ioctl(KVM_CREATE_DEVICE)');
     if (type !== C.KVM_DEV_TYPE_VFIO) throw sysError('ENODEV', 'ioctl(KVM_CREATE_DEVICE)');
     if (test) return null;
-    // The kernel allows one KVM-VFIO device per VM.
-    if (this.device) throw sysError('EEXIST', 'ioctl(KVM_CREATE_DEVICE)');
-    this.device = new FakeKvmDevice(this.k);
+    // One KVM-VFIO device per VM; it goes when its fd closes (kvm_vfio_release).
+    if (this.device) throw sysError('EBUSY', 'ioctl(KVM_CREATE_DEVICE)');
+    this.device = new FakeKvmDevice(this.k, this);
     return this.device;
   }
 }
 
+/** KVM-VFIO on x86: no sPAPR TCE attribute. */
 export class FakeKvmDevice extends FakeFd implements N.NativeKvmDevice {
-  /** fds registered with FILE_ADD, as the kernel's list of files. */
-  readonly files = new Set<number>();
-  constructor(readonly k: FakeKernel) {
+  /** The group files registered with FILE_ADD (the kernel holds a reference to each). */
+  readonly files = new Set<FakeGroup>();
+  constructor(
+    readonly k: FakeKernel,
+    readonly vm: FakeVm,
+  ) {
     super();
   }
   hasAttr(group: number, attr: number): boolean {
     this.live();
     this.k.syscall('ioctl(KVM_HAS_DEVICE_ATTR)');
-    return group === C.KVM_DEV_VFIO_FILE && attr >= 1 && attr <= 3;
+    return group === C.KVM_DEV_VFIO_FILE && (attr === C.KVM_DEV_VFIO_FILE_ADD || attr === C.KVM_DEV_VFIO_FILE_DEL);
   }
   setVfioFile(attr: number, file: N.NativeFdOwner): void {
     this.live();
-    this.k.syscall('ioctl(KVM_SET_DEVICE_ATTR)');
-    if (file.fd < 0) throw sysError('EBADF', 'ioctl(KVM_SET_DEVICE_ATTR)');
-    if (!(file instanceof FakeGroup)) throw sysError('EINVAL', 'ioctl(KVM_SET_DEVICE_ATTR)');
+    if (file.fd < 0) throw closedError();
+    const name = 'ioctl(KVM_SET_DEVICE_ATTR)';
+    this.k.syscall(name);
     if (attr === C.KVM_DEV_VFIO_FILE_ADD) {
-      if (this.files.has(file.fd)) throw sysError('EEXIST', 'ioctl(KVM_SET_DEVICE_ATTR)');
-      this.files.add(file.fd);
+      // Only a group fd proves ownership on this kernel (device fds came in 6.6 with cdev).
+      if (!(file instanceof FakeGroup)) throw sysError('EINVAL', name);
+      if (this.files.has(file)) throw sysError('EEXIST', name);
+      this.files.add(file);
+      file.state.get();
     } else if (attr === C.KVM_DEV_VFIO_FILE_DEL) {
-      if (!this.files.delete(file.fd)) throw sysError('ENOENT', 'ioctl(KVM_SET_DEVICE_ATTR)');
-    } else throw sysError('ENXIO', 'ioctl(KVM_SET_DEVICE_ATTR)');
+      if (!(file instanceof FakeGroup) || !this.files.delete(file)) throw sysError('ENOENT', name);
+      file.state.put();
+    } else throw sysError('ENXIO', name);
   }
   setSpaprTce(_group: N.NativeGroup, _tableFd: number): void {
     this.live();
     this.k.syscall('ioctl(KVM_SET_DEVICE_ATTR)');
     throw sysError('ENXIO', 'ioctl(KVM_SET_DEVICE_ATTR)');
+  }
+  protected override onClose(): void {
+    for (const g of this.files) g.state.put();
+    this.files.clear();
+    this.vm.device = null;
   }
 }
