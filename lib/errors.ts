@@ -75,6 +75,10 @@ export const RuleCode = {
   DRIVER_MISSING: 'ERR_VFIO_DRIVER_MISSING',
   /** The kernel accepted the sysfs writes but the device did not end up on the expected driver. */
   BIND_FAILED: 'ERR_VFIO_BIND_FAILED',
+  /** The `vfio` command line is malformed: unknown command or option, wrong number of arguments. */
+  USAGE: 'ERR_VFIO_USAGE',
+  /** Something threw that carries no code: a bug in this package (the `vfio` CLI reports it so). */
+  INTERNAL: 'ERR_VFIO_INTERNAL',
 } as const;
 
 export type RuleCodeValue = (typeof RuleCode)[keyof typeof RuleCode];
@@ -82,10 +86,13 @@ export type RuleCodeValue = (typeof RuleCode)[keyof typeof RuleCode];
 /** A rule of this library was broken; nothing reached the kernel. */
 export class VfioError extends Error {
   readonly code: RuleCodeValue;
-  constructor(code: RuleCodeValue, message: string) {
-    super(message);
+  /** What to do about it, when we know (also appended to the message, as VfioSystemError does). */
+  readonly hint?: string;
+  constructor(code: RuleCodeValue, message: string, hint?: string) {
+    super(hint === undefined ? message : `${message}; ${hint}`);
     this.name = 'VfioError';
     this.code = code;
+    if (hint !== undefined) this.hint = hint;
   }
 }
 
