@@ -100,8 +100,17 @@ export function rangeError(argument: string, range: string, value: unknown): Vfi
  */
 export function argOptions(value: unknown, argument = 'options'): Record<string, unknown> {
   if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || types.isProxy(value)) throw typeError(argument, 'of type object', value);
+  if (value === null || typeof value !== 'object' || isArray(value) || types.isProxy(value)) throw typeError(argument, 'of type object', value);
   return value as Record<string, unknown>;
+}
+
+/** Array.isArray, but a revoked Proxy (for which it throws) is no array. */
+function isArray(value: unknown): boolean {
+  try {
+    return Array.isArray(value);
+  } catch {
+    return false;
+  }
 }
 
 /** Read one option as an own data property; an accessor is refused, never run. */
@@ -203,4 +212,35 @@ export function argInstance<T>(value: unknown, argument: string, cls: { readonly
 export function argBytes(value: unknown, argument: string): Uint8Array {
   if (!types.isUint8Array(value)) throw typeError(argument, 'a Uint8Array or Buffer', value);
   return value;
+}
+
+/**
+ * A real array of at most `max` elements, copied once from its own data
+ * properties: the copy is what the caller's code cannot change after the
+ * check. A Proxy whose trap throws, or an element that is a getter, is
+ * refused (the getter is not run).
+ */
+export function argArray(value: unknown, argument: string, max = 0x10000): unknown[] {
+  if (!isArray(value)) throw typeError(argument, 'an array', value);
+  const array = value as unknown[];
+  let length: unknown;
+  try {
+    length = Object.getOwnPropertyDescriptor(array, 'length')?.value;
+  } catch {
+    length = undefined;
+  }
+  if (typeof length !== 'number') throw typeError(argument, 'an array', value);
+  if (length > max) throw rangeError(`${argument}.length`, `<= ${max}`, length);
+  const copy: unknown[] = [];
+  for (let i = 0; i < length; i++) {
+    let d: PropertyDescriptor | undefined;
+    try {
+      d = Object.getOwnPropertyDescriptor(array, i);
+    } catch {
+      throw typeError(argument, 'an array of plain values', value);
+    }
+    if (d !== undefined && !('value' in d)) throw typeError(`${argument}[${i}]`, 'a plain value, not a getter', undefined);
+    copy.push(d?.value);
+  }
+  return copy;
 }

@@ -9,8 +9,6 @@ import { getSystemErrorName } from 'node:util';
 export const RuleCode = {
   /** The object was closed (explicitly, or by its parent). */
   CLOSED: 'ERR_VFIO_CLOSED',
-  /** An argument has the wrong type or shape. */
-  INVALID_ARG: 'ERR_VFIO_INVALID_ARG',
   /** Group is not viable: a device in it is bound to a host driver. */
   GROUP_NOT_VIABLE: 'ERR_VFIO_GROUP_NOT_VIABLE',
   /** Group is not attached to a container. */
@@ -81,6 +79,10 @@ export const RuleCode = {
   DRIVER_MISSING: 'ERR_VFIO_DRIVER_MISSING',
   /** The kernel accepted the sysfs writes but the device did not end up on the expected driver. */
   BIND_FAILED: 'ERR_VFIO_BIND_FAILED',
+  /** The `vfio` command line is malformed: unknown command or option, wrong number of arguments. */
+  USAGE: 'ERR_VFIO_USAGE',
+  /** Something threw that carries no code: a bug in this package (the `vfio` CLI reports it so). */
+  INTERNAL: 'ERR_VFIO_INTERNAL',
 } as const;
 
 export type RuleCodeValue = (typeof RuleCode)[keyof typeof RuleCode];
@@ -88,10 +90,13 @@ export type RuleCodeValue = (typeof RuleCode)[keyof typeof RuleCode];
 /** A rule of this library was broken; nothing reached the kernel. */
 export class VfioError extends Error {
   readonly code: RuleCodeValue;
-  constructor(code: RuleCodeValue, message: string) {
-    super(message);
+  /** What to do about it, when we know (also appended to the message, as VfioSystemError does). */
+  readonly hint?: string;
+  constructor(code: RuleCodeValue, message: string, hint?: string) {
+    super(hint === undefined ? message : `${message}; ${hint}`);
     this.name = 'VfioError';
     this.code = code;
+    if (hint !== undefined) this.hint = hint;
   }
 }
 

@@ -3,8 +3,9 @@
 
 import { type BindingChange, bindAllToVfio, bindToVfio, unbindFromVfio, unbindGroupFromVfio } from '../sysfs/bind';
 import { explainNotViable, iommuGroupOf, readIommuGroup } from '../sysfs/groups';
-import { normalizeAddress, parseVendorDevice, resolveDeviceSpec } from '../sysfs/pci';
+import { hasBlankOrControl, normalizeAddress, parseVendorDevice, resolveDeviceSpec } from '../sysfs/pci';
 import { type CommandContext, type ExitStatus, UsageError, printJson } from './context';
+import { quote } from './output';
 
 export interface BindFlags {
   group: boolean;
@@ -16,8 +17,10 @@ function oneTarget(positionals: string[], command: string, allowId: boolean): st
   }
   const spec = positionals[0]!;
   if (normalizeAddress(spec) === null && !(allowId && parseVendorDevice(spec) !== null)) {
+    const blank = hasBlankOrControl(spec) ? ': it contains whitespace or a control character' : '';
     throw new UsageError(
-      `'${spec}' is not a PCI address (0000:00:04.0)${allowId ? ' nor a vendor:device pair (8086:10d3)' : ''}`,
+      `${quote(spec)} is not a PCI address (0000:00:04.0)${allowId ? ' nor a vendor:device pair (8086:10d3)' : ''}${blank}`,
+      'device',
     );
   }
   return spec;

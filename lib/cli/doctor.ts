@@ -3,16 +3,16 @@
 import { type DoctorCheck, runDoctor } from '../sysfs/doctor';
 import { parseSize } from '../sysfs/size';
 import { type CommandContext, type ExitStatus, UsageError, printJson } from './context';
-import type { Color } from './output';
+import { type Color, quote } from './output';
 
 export function doctorCommand(ctx: CommandContext, positionals: string[], map: string | undefined): ExitStatus {
-  if (positionals.length > 0) throw new UsageError(`doctor takes no arguments (got '${positionals[0]}')`);
+  if (positionals.length > 0) throw new UsageError(`doctor takes no arguments (got ${quote(positionals[0]!)})`);
   let mapBytes: bigint | undefined;
   if (map !== undefined) {
     try {
       mapBytes = parseSize(map);
-    } catch (e) {
-      throw new UsageError(`--map: ${(e as Error).message}`);
+    } catch {
+      throw new UsageError(`--map: ${quote(map)} is not a size: give a whole number of bytes such as 4096, 64K, 512M, 2G or 1.5GiB`, '--map');
     }
   }
   const report = runDoctor({ ...ctx.opts, ...(mapBytes === undefined ? {} : { mapBytes }) });

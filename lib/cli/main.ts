@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BindOptions } from '../sysfs/bind';
 import { bindCommand, unbindCommand } from './bind';
-import { type CommandContext, UsageError } from './context';
+import type { CommandContext } from './context';
 import { doctorCommand } from './doctor';
 import { listCommand } from './list';
-import { type CliIo, Painter, useColor } from './output';
+import { type CliIo, Painter, UsageError, quote, reportFailure, useColor } from './output';
 
 export const USAGE = `Usage: vfio <command> [options]
 
@@ -27,7 +27,8 @@ Commands:
                              RLIMIT_MEMLOCK, huge pages, /dev/kvm; a fix for each
 
 Options:
-  --json         machine-readable output (every command)
+  --json         machine-readable output on stdout (every command); a failure
+                 prints {"error": {"code": ..., "message": ..., "fix": ...}}
   -g, --group    bind/unbind every device of the device's IOMMU group
   -f, --force    bind: even a device under / or an up network interface;
                  unbind: even while a process holds the group open
@@ -67,48 +68,54 @@ const ALLOWED: Record<string, OptionName[]> = {
 /**
  * Runs one command line; returns the exit status. `lib` is merged into the
  * options handed to lib/sysfs (tests pass a fake kernel's writer and
- * credentials through it).
+ * credentials through it). Never throws: every failure is reported by
+ * reportFailure, with --json as one error object on stdout.
  */
 export function run(argv: string[], io: CliIo, lib: Partial<BindOptions> = {}): number {
-  let parsed;
+  let json = jsonWanted(argv);
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    return usageError(io, (e as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.version) {
-    io.stdout(`${version()}\n`);
-    return 0;
-  }
-  const [command, ...rest] = positionals;
-  if (values.help || command === 'help') {
-    io.stdout(USAGE);
-    return 0;
-  }
-  if (command === undefined) return usageError(io, 'missing command (list, bind, unbind, doctor)');
-  const allowed = ALLOWED[command];
-  if (allowed === undefined) return usageError(io, `unknown command '${command}' (list, bind, unbind, doctor)`);
-  const stray = (Object.keys(values) as OptionName[]).find((k) => !allowed.includes(k));
-  if (stray !== undefined) return usageError(io, `option --${stray} does not apply to '${command}'`);
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const { values, positionals } = parsed;
+    json = values.json === true;
+    if (values.version) {
+      io.stdout(`${version()}\n`);
+      return 0;
+    }
+    const [command, ...rest] = positionals;
+    if (values.help || command === 'help') {
+      io.stdout(USAGE);
+      return 0;
+    }
+    if (command === undefined) throw new UsageError('missing command (list, bind, unbind, doctor)');
+    const allowed = ALLOWED[command];
+    if (allowed === undefined) throw new UsageError(`unknown command ${quote(command)} (list, bind, unbind, doctor)`);
+    const stray = (Object.keys(values) as OptionName[]).find((k) => !allowed.includes(k));
+    if (stray !== undefined) throw new UsageError(`option --${stray} does not apply to '${command}'`);
+    for (const root of ROOTS) {
+      if (values[root] === '') throw new UsageError(`--${root} needs a directory`, `--${root}`);
+    }
 
-  const ctx: CommandContext = {
-    io,
-    paint: new Painter(useColor(io, values['no-color'] === true)),
-    json: values.json === true,
-    opts: {
-      ...lib,
-      ...(values['sysfs-root'] === undefined ? {} : { sysfsRoot: values['sysfs-root'] }),
-      ...(values['dev-root'] === undefined ? {} : { devRoot: values['dev-root'] }),
-      ...(values['proc-root'] === undefined ? {} : { procRoot: values['proc-root'] }),
-      ...(values['run-root'] === undefined ? {} : { runRoot: values['run-root'] }),
-      force: values.force === true,
-    },
-  };
-  try {
+    const ctx: CommandContext = {
+      io,
+      paint: new Painter(useColor(io, values['no-color'] === true)),
+      json,
+      opts: {
+        ...lib,
+        ...(values['sysfs-root'] === undefined ? {} : { sysfsRoot: values['sysfs-root'] }),
+        ...(values['dev-root'] === undefined ? {} : { devRoot: values['dev-root'] }),
+        ...(values['proc-root'] === undefined ? {} : { procRoot: values['proc-root'] }),
+        ...(values['run-root'] === undefined ? {} : { runRoot: values['run-root'] }),
+        force: values.force === true,
+      },
+    };
     switch (command) {
       case 'list':
-        if (rest.length > 0) throw new UsageError(`list takes no arguments (got '${rest[0]}')`);
+        if (rest.length > 0) throw new UsageError(`list takes no arguments (got ${quote(rest[0]!)})`);
         return listCommand(ctx);
       case 'bind':
         return bindCommand(ctx, rest, { group: values.group === true });
@@ -118,17 +125,16 @@ export function run(argv: string[], io: CliIo, lib: Partial<BindOptions> = {}): 
         return doctorCommand(ctx, rest, values.map);
     }
   } catch (e) {
-    if (e instanceof UsageError) return usageError(io, e.message);
-    // VfioError and VfioSystemError messages already say what to do.
-    io.stderr(`vfio: ${e instanceof Error ? e.message : String(e)}\n`);
-    if (io.env.VFIO_DEBUG && e instanceof Error) io.stderr(`${e.stack}\n`);
-    return 1;
+    return reportFailure(io, json, e);
   }
 }
 
-function usageError(io: CliIo, message: string): number {
-  io.stderr(`vfio: ${message}\nTry 'vfio --help'.\n`);
-  return 2;
+const ROOTS = ['sysfs-root', 'dev-root', 'proc-root', 'run-root'] as const;
+
+/** --json before any '--', for a command line parseArgs refused. */
+function jsonWanted(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
 }
 
 /** The package's version, from the package.json above this file (source or dist). */

@@ -13,11 +13,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { argArray } from '../args';
 import { RuleCode, VfioError, rethrow } from '../errors';
 import { type GroupOptions, iommuGroupOf, isVfioDriver, readIommuGroup } from './groups';
 import { deviceUses, groupUsers } from './in-use';
-import { roots } from './options';
-import { isBridge, pciDeviceDir, readPciDevice, requireAddress } from './pci';
+import { checkOptions, roots } from './options';
+import { bridgeAt, pciDeviceDir, readPciDevice, requireAddress } from './pci';
 import { type StateOptions, dropBindingRecord, readBindingRecord, writeBindingRecord } from './state';
 
 export const VFIO_PCI = 'vfio-pci';
@@ -78,8 +79,9 @@ function devNodeOf(group: number | null, opts: BindOptions): string | null {
 }
 
 /** Binds one device to vfio-pci, remembering its previous driver for unbindFromVfio. */
-export function bindToVfio(address: string, opts: BindOptions = {}): BindingChange {
+export function bindToVfio(address: string, options?: BindOptions): BindingChange {
   const a = requireAddress(address);
+  const opts = checkOptions(options);
   const dev = readPciDevice(a, opts);
   const group = iommuGroupOf(a, opts); // no group: nothing to gain, say why before changing anything
   const base = { address: a, driverBefore: dev.driver, iommuGroup: group, devNode: devNodeOf(group, opts) };
@@ -102,8 +104,8 @@ export function bindToVfio(address: string, opts: BindOptions = {}): BindingChan
     dropBindingRecord(a, opts);
     throw new VfioError(
       RuleCode.BIND_FAILED,
-      `${a} did not bind to ${VFIO_PCI} (driver after probe: ${after ?? 'none'}); ` +
-        `its previous binding was restored; the kernel log (dmesg) says why the probe failed`,
+      `${a} did not bind to ${VFIO_PCI} (driver after probe: ${after ?? 'none'}); its previous binding was restored`,
+      'the kernel log (dmesg) says why the probe failed',
     );
   }
   return { ...base, driverAfter: after, changed: true };
@@ -111,22 +113,22 @@ export function bindToVfio(address: string, opts: BindOptions = {}): BindingChan
 
 /** Refuses, before any write, what would fail or hurt the host. */
 function checkBindable(a: string, driver: string | null, opts: BindOptions): void {
-  if (isBridge(a, opts)) {
+  if (bridgeAt(a, opts)) {
     throw new VfioError(
-      RuleCode.INVALID_ARG,
+      RuleCode.UNSUPPORTED,
       `${a} is a PCI bridge; vfio-pci does not drive bridges, and a bridge on pcieport or on no driver keeps its group viable`,
     );
   }
   if (!fs.existsSync(path.join(roots(opts).sys, 'bus/pci/drivers', VFIO_PCI))) {
-    throw new VfioError(RuleCode.DRIVER_MISSING, `the ${VFIO_PCI} driver is not loaded; load it with: modprobe ${VFIO_PCI}`);
+    throw new VfioError(RuleCode.DRIVER_MISSING, `the ${VFIO_PCI} driver is not loaded`, `load it with: modprobe ${VFIO_PCI}`);
   }
   if (driver !== null && !opts.force) {
     const uses = deviceUses(a, opts);
     if (uses.length > 0) {
       throw new VfioError(
         RuleCode.DEVICE_IN_USE,
-        `refusing to take ${a} from ${driver}: ${uses.map((u) => u.description).join(', ')}; ` +
-          `use --force (force: true) if you really mean it`,
+        `refusing to take ${a} from ${driver}: ${uses.map((u) => u.description).join(', ')}`,
+        'use --force (force: true) if you really mean it',
       );
     }
   }
@@ -149,8 +151,9 @@ function restore(a: string, driver: string | null, override: string | null, opts
  * value it had before bind) and hands it back to the driver it had before
  * bindToVfio. With no record of one, the kernel's normal matching decides.
  */
-export function unbindFromVfio(address: string, opts: BindOptions = {}): BindingChange {
+export function unbindFromVfio(address: string, options?: BindOptions): BindingChange {
   const a = requireAddress(address);
+  const opts = checkOptions(options);
   const dev = readPciDevice(a, opts);
   const record = readBindingRecord(a, opts);
   const base = { address: a, driverBefore: dev.driver, iommuGroup: dev.iommuGroup, devNode: devNodeOf(dev.iommuGroup, opts) };
@@ -164,7 +167,8 @@ export function unbindFromVfio(address: string, opts: BindOptions = {}): Binding
       throw new VfioError(
         RuleCode.DEVICE_IN_USE,
         `refusing to unbind ${a}: /dev/vfio/${dev.iommuGroup} is open in process ${pids.join(', ')} ` +
-          `and the kernel would wait for it to let go; close it first or use --force`,
+          `and the kernel would wait for it to let go`,
+        'close it first or use --force',
       );
     }
   }
@@ -191,7 +195,8 @@ export function unbindFromVfio(address: string, opts: BindOptions = {}): Binding
     throw new VfioError(
       RuleCode.BIND_FAILED,
       `${a} was released from ${dev.driver ?? 'vfio'} but is now on ${after ?? 'no driver'}, not on its previous driver ` +
-        `${target ?? '(none)'}; try: echo ${a} > /sys/bus/pci/drivers_probe`,
+        `${target ?? '(none)'}`,
+      `try: echo ${a} > /sys/bus/pci/drivers_probe`,
     );
   }
   return { ...base, driverAfter: after, changed: true };
@@ -199,7 +204,7 @@ export function unbindFromVfio(address: string, opts: BindOptions = {}): Binding
 
 /** The PCI devices of a device's IOMMU group. */
 function groupMembers(address: string, opts: BindOptions): string[] {
-  const group = readIommuGroup(iommuGroupOf(requireAddress(address), opts), opts);
+  const group = readIommuGroup(iommuGroupOf(address, opts), opts);
   return group.devices.filter((d) => d.bus === undefined).map((d) => d.address);
 }
 
@@ -208,14 +213,15 @@ function groupMembers(address: string, opts: BindOptions): string[] {
  * every device is checked (driver loaded, not carrying / or an up interface)
  * before the first one moves. Bridges are left where they are, with a note.
  */
-export function bindAllToVfio(addresses: string[], opts: BindOptions = {}): BindingChange[] {
-  const unique = [...new Set(addresses.map(requireAddress))];
+export function bindAllToVfio(addresses: string[], options?: BindOptions): BindingChange[] {
+  const unique = [...new Set(argArray(addresses, 'addresses').map((a, i) => requireAddress(a, `addresses[${i}]`)))];
+  const opts = checkOptions(options);
   const bridges = new Map<string, BindingChange>();
   for (const a of unique) {
     const dev = readPciDevice(a, opts);
     iommuGroupOf(a, opts);
     if (isVfioDriver(dev.driver)) continue;
-    if (isBridge(a, opts)) {
+    if (bridgeAt(a, opts)) {
       bridges.set(a, {
         address: a,
         driverBefore: dev.driver,
@@ -233,11 +239,15 @@ export function bindAllToVfio(addresses: string[], opts: BindOptions = {}): Bind
 }
 
 /** Binds every device of the device's IOMMU group to vfio-pci (bridges stay), checked as a whole first. */
-export function bindGroupToVfio(address: string, opts: BindOptions = {}): BindingChange[] {
-  return bindAllToVfio(groupMembers(address, opts), opts);
+export function bindGroupToVfio(address: string, options?: BindOptions): BindingChange[] {
+  const a = requireAddress(address);
+  const opts = checkOptions(options);
+  return bindAllToVfio(groupMembers(a, opts), opts);
 }
 
 /** Releases every device of the group that is on vfio. */
-export function unbindGroupFromVfio(address: string, opts: BindOptions = {}): BindingChange[] {
-  return groupMembers(address, opts).map((m) => unbindFromVfio(m, opts));
+export function unbindGroupFromVfio(address: string, options?: BindOptions): BindingChange[] {
+  const a = requireAddress(address);
+  const opts = checkOptions(options);
+  return groupMembers(a, opts).map((m) => unbindFromVfio(m, opts));
 }

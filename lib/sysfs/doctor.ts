@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type GroupOptions, explainNotViable, listIommuGroups, viabilityFix } from './groups';
-import { type NodeAccess, currentCredentials, listDir, nodeAccess, readAttr, roots } from './options';
+import { type NodeAccess, type SysfsOptions, checkOptions, currentCredentials, listDir, nodeAccess, readAttr, roots } from './options';
 import { formatSize } from './size';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -30,7 +30,8 @@ export interface DoctorOptions extends GroupOptions {
   mapBytes?: bigint;
 }
 
-export function runDoctor(opts: DoctorOptions = {}): DoctorReport {
+export function runDoctor(options?: DoctorOptions): DoctorReport {
+  const opts: DoctorOptions = checkOptions(options);
   const checks = [
     checkIommu(opts),
     checkModules(opts),
@@ -163,9 +164,9 @@ function checkGroups(opts: DoctorOptions): DoctorCheck[] {
 }
 
 /** Soft and hard RLIMIT_MEMLOCK of this process in bytes; null = unlimited. */
-export function readMemlockLimit(opts: DoctorOptions = {}): { soft: bigint | null; hard: bigint | null } | null {
-  const text = readAttr(path.join(roots(opts).proc, 'self/limits'));
-  const m = text === null ? null : /^Max locked memory\s+(\S+)\s+(\S+)/m.exec(text);
+export function readMemlockLimit(opts?: SysfsOptions): { soft: bigint | null; hard: bigint | null } | null {
+  const text = readAttr(path.join(roots(checkOptions(opts)).proc, 'self/limits'));
+  const m = text === null ? null : /^Max locked memory\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(text);
   if (!m) return null;
   const v = (s: string): bigint | null => (s === 'unlimited' ? null : BigInt(s));
   return { soft: v(m[1]!), hard: v(m[2]!) };
@@ -174,8 +175,8 @@ export function readMemlockLimit(opts: DoctorOptions = {}): { soft: bigint | nul
 const CAP_IPC_LOCK = 14n;
 
 /** Whether this process has CAP_IPC_LOCK in its effective set (vfio type1 then skips memlock accounting). */
-export function hasIpcLock(opts: DoctorOptions = {}): boolean {
-  const text = readAttr(path.join(roots(opts).proc, 'self/status'));
+export function hasIpcLock(opts?: SysfsOptions): boolean {
+  const text = readAttr(path.join(roots(checkOptions(opts)).proc, 'self/status'));
   const m = text === null ? null : /^CapEff:\s*([0-9a-f]+)/im.exec(text);
   return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_IPC_LOCK) & 1n) === 1n;
 }
@@ -227,7 +228,10 @@ function checkHugePages(opts: DoctorOptions): DoctorCheck {
     .map((name) => {
       const kb = /^hugepages-(\d+)kB$/.exec(name)?.[1];
       if (kb === undefined) return null;
-      const num = (f: string): bigint => BigInt(readAttr(path.join(dir, name, f)) ?? '0');
+      const num = (f: string): bigint => {
+        const v = readAttr(path.join(dir, name, f)) ?? '';
+        return /^\d+$/.test(v) ? BigInt(v) : 0n; // a count the kernel prints; anything else counts as none
+      };
       return { size: BigInt(kb) * 1024n, total: num('nr_hugepages'), free: num('free_hugepages') };
     })
     .filter((p): p is { size: bigint; total: bigint; free: bigint } => p !== null)

@@ -3,17 +3,19 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { argArray, argBool, argInt, argOneOf, argOptions, optionField, typeError } from '../args';
 import { RuleCode, VfioError } from '../errors';
 import {
   type AccessOptions,
   type NodeAccess,
   type SysfsOptions,
+  checkOptions,
   listDir,
   nodeAccess,
   readAttr,
   roots,
 } from './options';
-import { type PciDeviceInfo, isBridge, readDeviceDir, readPciDevice, requireAddress } from './pci';
+import { type PciDeviceInfo, bridgeAt, readDeviceDir, readPciDevice, requireAddress } from './pci';
 
 export interface IommuGroupInfo {
   id: number;
@@ -61,12 +63,18 @@ const MANAGED_DMA_DRIVERS = new Set(['pci-stub', 'pcieport']);
 
 /** True for a vfio bus driver name (vfio-pci and its variants, vfio-platform, ...). */
 export function isVfioDriver(driver: string | null): boolean {
-  return driver !== null && driver.includes('vfio');
+  const d = argDriver(driver, 'driver');
+  return d !== null && d.includes('vfio');
+}
+
+function argDriver(value: unknown, argument: string): string | null {
+  if (value !== null && typeof value !== 'string') throw typeError(argument, 'of type string or null', value);
+  return value;
 }
 
 /** Which rule the running kernel applies (unknown release: the current one). */
 export function viabilityRule(opts?: SysfsOptions): ViabilityRule {
-  const release = readAttr(path.join(roots(opts).proc, 'sys/kernel/osrelease'));
+  const release = readAttr(path.join(roots(checkOptions(opts)).proc, 'sys/kernel/osrelease'));
   const m = release === null ? null : /^(\d+)\.(\d+)/.exec(release);
   if (!m) return 'dma-owner';
   const [major, minor] = [Number(m[1]), Number(m[2])];
@@ -75,9 +83,54 @@ export function viabilityRule(opts?: SysfsOptions): ViabilityRule {
 
 /** Does this device, as it is bound now, keep its group viable? */
 export function keepsGroupViable(dev: PciDeviceInfo, rule: ViabilityRule, bridge: boolean): boolean {
-  if (dev.driver === null || isVfioDriver(dev.driver)) return true;
-  if (rule === 'legacy') return dev.driver === 'pci-stub' || (dev.bus === undefined && bridge);
-  return MANAGED_DMA_DRIVERS.has(dev.driver);
+  const d = argDevice(dev, 'dev');
+  argOneOf(rule, 'rule', ['dma-owner', 'legacy']);
+  argBool(bridge, 'bridge');
+  if (d.driver === null || isVfioDriver(d.driver)) return true;
+  if (rule === 'legacy') return d.driver === 'pci-stub' || (d.bus === undefined && bridge);
+  return MANAGED_DMA_DRIVERS.has(d.driver);
+}
+
+/** The fields of a PciDeviceInfo the viability rule and its explanation read, checked. */
+interface DeviceFacts {
+  address: string;
+  driver: string | null;
+  bus?: string;
+}
+
+function argDevice(value: unknown, argument: string): DeviceFacts {
+  const o = argOptions(value, argument);
+  const address = optionField(o, 'address', `${argument}.address`);
+  if (typeof address !== 'string') throw typeError(`${argument}.address`, 'of type string', address);
+  const driver = argDriver(optionField(o, 'driver', `${argument}.driver`), `${argument}.driver`);
+  const bus = optionField(o, 'bus', `${argument}.bus`);
+  if (bus !== undefined && typeof bus !== 'string') throw typeError(`${argument}.bus`, 'of type string or undefined', bus);
+  return bus === undefined ? { address, driver } : { address, driver, bus };
+}
+
+/** The fields of an IommuGroupInfo explainNotViable reads, checked. */
+interface GroupFacts {
+  id: number;
+  viable: boolean;
+  devices: DeviceFacts[];
+  blockers: DeviceFacts[];
+}
+
+function argGroup(value: unknown, argument: string): GroupFacts {
+  const o = argOptions(value, argument);
+  const list = (key: string): DeviceFacts[] =>
+    argArray(optionField(o, key, `${argument}.${key}`), `${argument}.${key}`).map((d, i) => argDevice(d, `${argument}.${key}[${i}]`));
+  return {
+    id: argGroupId(optionField(o, 'id', `${argument}.id`), `${argument}.id`),
+    viable: argBool(optionField(o, 'viable', `${argument}.viable`), `${argument}.viable`),
+    devices: list('devices'),
+    blockers: list('blockers'),
+  };
+}
+
+/** An IOMMU group number: the N of /sys/kernel/iommu_groups/N and /dev/vfio/N. */
+export function argGroupId(value: unknown, argument = 'id'): number {
+  return argInt(value, argument, 0, 0xffffffff);
 }
 
 function groupsDir(opts?: SysfsOptions): string {
@@ -86,39 +139,37 @@ function groupsDir(opts?: SysfsOptions): string {
 
 /** Group ids present in sysfs, ascending. Empty when the IOMMU is off. */
 export function listIommuGroupIds(opts?: SysfsOptions): number[] {
-  return listDir(groupsDir(opts))
+  return listDir(groupsDir(checkOptions(opts)))
     .filter((n) => /^\d+$/.test(n))
     .map(Number)
     .sort((a, b) => a - b);
 }
 
 export function listIommuGroups(opts?: GroupOptions): IommuGroupInfo[] {
-  const rule = viabilityRule(opts);
-  return listIommuGroupIds(opts).map((id) => readGroup(id, rule, opts));
+  const o = checkOptions(opts);
+  const rule = viabilityRule(o);
+  return listIommuGroupIds(o).map((id) => readGroup(id, rule, o));
 }
 
 export function readIommuGroup(id: number, opts?: GroupOptions): IommuGroupInfo {
-  if (!Number.isSafeInteger(id) || id < 0) {
-    throw new VfioError(RuleCode.INVALID_ARG, `IOMMU group must be a non-negative integer, got ${String(id)}`);
+  argGroupId(id);
+  const o = checkOptions(opts);
+  if (!fs.existsSync(path.join(groupsDir(o), String(id)))) {
+    const ids = listIommuGroupIds(o);
+    if (ids.length === 0) {
+      throw new VfioError(RuleCode.NO_DEVICE, `no IOMMU group ${id}: there are no IOMMU groups at all`, IOMMU_OFF_HINT);
+    }
+    throw new VfioError(RuleCode.NO_DEVICE, `no IOMMU group ${id} (groups present: ${ids.join(', ')})`);
   }
-  if (!fs.existsSync(path.join(groupsDir(opts), String(id)))) {
-    const ids = listIommuGroupIds(opts);
-    throw new VfioError(
-      RuleCode.NO_DEVICE,
-      ids.length === 0
-        ? `no IOMMU group ${id}: there are no IOMMU groups at all; ${IOMMU_OFF_HINT}`
-        : `no IOMMU group ${id} (groups present: ${ids.join(', ')})`,
-    );
-  }
-  return readGroup(id, viabilityRule(opts), opts);
+  return readGroup(id, viabilityRule(o), o);
 }
 
-function readGroup(id: number, rule: ViabilityRule, opts?: GroupOptions): IommuGroupInfo {
+function readGroup(id: number, rule: ViabilityRule, opts: GroupOptions): IommuGroupInfo {
   const devDir = path.join(groupsDir(opts), String(id), 'devices');
   const devices = listDir(devDir)
     .sort()
     .map((name) => readDeviceDir(path.join(devDir, name), name));
-  const blockers = devices.filter((d) => !keepsGroupViable(d, rule, d.bus === undefined && isBridge(d.address, opts)));
+  const blockers = devices.filter((d) => !keepsGroupViable(d, rule, d.bus === undefined && bridgeAt(d.address, opts)));
   return {
     id,
     devices,
@@ -137,39 +188,55 @@ export const IOMMU_OFF_HINT =
 export function iommuGroupOf(address: string, opts?: SysfsOptions): number {
   const dev = readPciDevice(address, opts);
   if (dev.iommuGroup !== null) return dev.iommuGroup;
-  const any = listIommuGroupIds(opts).length > 0;
-  throw new VfioError(
-    RuleCode.NO_IOMMU_GROUP,
-    any
-      ? `${dev.address} has no IOMMU group although other devices have one: no IOMMU covers it ` +
-          `(check the firmware's DMAR/IVRS tables, dmesg | grep -i -e DMAR -e AMD-Vi)`
-      : `${dev.address} has no IOMMU group: ${IOMMU_OFF_HINT}`,
-  );
+  if (listIommuGroupIds(opts).length > 0) {
+    throw new VfioError(
+      RuleCode.NO_IOMMU_GROUP,
+      `${dev.address} has no IOMMU group although other devices have one: no IOMMU covers it`,
+      `check the firmware's DMAR/IVRS tables (dmesg | grep -i -e DMAR -e AMD-Vi)`,
+    );
+  }
+  throw new VfioError(RuleCode.NO_IOMMU_GROUP, `${dev.address} has no IOMMU group`, IOMMU_OFF_HINT);
 }
 
 /** One sentence a person can act on: why the group cannot be used, and the command that fixes it. */
 export function explainNotViable(group: IommuGroupInfo): string {
-  if (group.viable) return `group ${group.id} is viable`;
-  const who = group.blockers.map((d) => `${d.address} is bound to ${d.driver}`).join(', ');
+  const g = argGroup(group, 'group');
+  if (g.viable) return `group ${g.id} is viable`;
+  const [why, fix] = notViable(g);
+  return `${why}; ${fix}`;
+}
+
+/** Why a non-viable group is not viable, and what to do. */
+function notViable(g: GroupFacts): [string, string] {
+  const who = g.blockers.map((d) => `${d.address} is bound to ${d.driver}`).join(', ');
   const fix =
-    group.blockers.length === 1
-      ? `bind it to vfio-pci (${viabilityFix(group)}) or unbind it`
-      : `bind them to vfio-pci (${viabilityFix(group)}) or unbind them`;
-  return `group ${group.id} is not viable: ${who}; ${fix}`;
+    g.blockers.length === 1
+      ? `bind it to vfio-pci (${fixCommand(g)}) or unbind it`
+      : `bind them to vfio-pci (${fixCommand(g)}) or unbind them`;
+  return [`group ${g.id} is not viable: ${who}`, fix];
 }
 
 /** The command that makes a non-viable group viable: 'vfio bind <blocker>' or, for several, 'vfio bind --group <first>'. */
 export function viabilityFix(group: IommuGroupInfo): string {
-  const first = group.blockers[0]?.address ?? group.devices[0]?.address ?? '<device>';
-  return group.blockers.length > 1 ? `vfio bind --group ${first}` : `vfio bind ${first}`;
+  return fixCommand(argGroup(group, 'group'));
 }
 
-/** Throws ERR_VFIO_GROUP_NOT_VIABLE with the explanation unless the group is viable. */
+function fixCommand(g: GroupFacts): string {
+  const first = g.blockers[0]?.address ?? g.devices[0]?.address ?? '<device>';
+  return g.blockers.length > 1 ? `vfio bind --group ${first}` : `vfio bind ${first}`;
+}
+
+/** Throws ERR_VFIO_GROUP_NOT_VIABLE with the explanation (and the fix as its hint) unless the group is viable. */
 export function assertViable(group: IommuGroupInfo): void {
-  if (!group.viable) throw new VfioError(RuleCode.GROUP_NOT_VIABLE, explainNotViable(group));
+  const g = argGroup(group, 'group');
+  if (g.viable) return;
+  const [why, fix] = notViable(g);
+  throw new VfioError(RuleCode.GROUP_NOT_VIABLE, why, fix);
 }
 
 /** The group of a device, read in full. */
 export function groupOfDevice(address: string, opts?: GroupOptions): IommuGroupInfo {
-  return readIommuGroup(iommuGroupOf(requireAddress(address), opts), opts);
+  const a = requireAddress(address);
+  const o = checkOptions(opts);
+  return readIommuGroup(iommuGroupOf(a, o), o);
 }

@@ -7,7 +7,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type SysfsOptions, listDir, readAttr, roots } from './options';
+import { argGroupId } from './groups';
+import { type SysfsOptions, checkOptions, listDir, readAttr, roots } from './options';
+import { requireAddress } from './pci';
 
 export interface DeviceUse {
   kind: 'root-filesystem' | 'network-interface';
@@ -20,15 +22,17 @@ export interface DeviceUse {
 const IFF_UP = 0x1;
 
 /** What host resources depend on this PCI device (or on devices behind it, if it is a bridge). */
-export function deviceUses(address: string, opts?: SysfsOptions): DeviceUse[] {
+export function deviceUses(address: string, options?: SysfsOptions): DeviceUse[] {
+  const a = requireAddress(address);
+  const opts = checkOptions(options);
   const uses: DeviceUse[] = [];
   for (const b of rootBlockDevices(opts)) {
-    if (pathHasDevice(b.path, address)) {
+    if (pathHasDevice(b.path, a)) {
       uses.push({ kind: 'root-filesystem', name: b.name, description: `${b.name} holds the root filesystem` });
     }
   }
   for (const n of activeNetInterfaces(opts)) {
-    if (pathHasDevice(n.path, address)) {
+    if (pathHasDevice(n.path, a)) {
       uses.push({ kind: 'network-interface', name: n.name, description: `network interface ${n.name} is up` });
     }
   }
@@ -47,7 +51,7 @@ interface SysDevice {
 
 /** The block devices behind '/', including the disks under a device-mapper or md volume. */
 export function rootBlockDevices(opts?: SysfsOptions): SysDevice[] {
-  const r = roots(opts);
+  const r = roots(checkOptions(opts));
   const mount = rootMount(r.proc);
   if (mount === null) return [];
   const start: string[] = [];
@@ -101,7 +105,7 @@ function rootMount(procRoot: string): { devno: string; source: string } | null {
 
 /** Network interfaces that are administratively up (IFF_UP), with their device paths. */
 export function activeNetInterfaces(opts?: SysfsOptions): SysDevice[] {
-  const dir = path.join(roots(opts).sys, 'class/net');
+  const dir = path.join(roots(checkOptions(opts)).sys, 'class/net');
   const out: SysDevice[] = [];
   for (const name of listDir(dir)) {
     const flags = readAttr(path.join(dir, name, 'flags'));
@@ -122,7 +126,8 @@ export function activeNetInterfaces(opts?: SysfsOptions): SysDevice[] {
  * and a device fd kept after its group fd was closed is not seen.
  */
 export function groupUsers(group: number, opts?: SysfsOptions): number[] {
-  const proc = roots(opts).proc;
+  argGroupId(group, 'group');
+  const proc = roots(checkOptions(opts)).proc;
   // The kernel reports the path as the opener sees it, i.e. under the real /dev.
   const target = `/dev/vfio/${group}`;
   const pids: number[] = [];

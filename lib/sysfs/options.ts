@@ -3,6 +3,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { argArray, argBool, argInt, argOptions, optionField, typeError, valueError } from '../args';
+import { argByteCount } from './size';
 
 export interface SysfsOptions {
   /** Default '/sys'. */
@@ -32,6 +34,57 @@ export interface Roots {
   sys: string;
   dev: string;
   proc: string;
+}
+
+/** Every option a lib/sysfs function takes, checked: what checkOptions returns. */
+export interface CheckedOptions extends SysfsOptions, AccessOptions {
+  runRoot?: string;
+  force?: boolean;
+  writer?: (file: string, value: string) => void;
+  mapBytes?: bigint;
+}
+
+const ROOTS = ['sysfsRoot', 'devRoot', 'procRoot', 'runRoot'] as const;
+const UID_MAX = 0xffffffff;
+
+/**
+ * Reads an options argument once, field by field (lib/args.ts): a fresh
+ * object with the known fields checked and nothing else. Every public
+ * function of lib/sysfs calls it first, so a bad option is refused before
+ * anything is read or written, and a caller's object is never consulted again.
+ */
+export function checkOptions(value: unknown, argument = 'options'): CheckedOptions {
+  const o = argOptions(value, argument);
+  const out: CheckedOptions = {};
+  for (const key of ROOTS) {
+    const v = optionField(o, key, `${argument}.${key}`);
+    if (v !== undefined) out[key] = argRootPath(v, `${argument}.${key}`);
+  }
+  const credentials = optionField(o, 'credentials', `${argument}.credentials`);
+  if (credentials !== undefined) out.credentials = argCredentials(credentials, `${argument}.credentials`);
+  const force = optionField(o, 'force', `${argument}.force`);
+  if (force !== undefined) out.force = argBool(force, `${argument}.force`);
+  const writer = optionField(o, 'writer', `${argument}.writer`);
+  if (writer !== undefined) {
+    if (typeof writer !== 'function') throw typeError(`${argument}.writer`, 'a function', writer);
+    out.writer = writer as CheckedOptions['writer'];
+  }
+  const mapBytes = optionField(o, 'mapBytes', `${argument}.mapBytes`);
+  if (mapBytes !== undefined) out.mapBytes = argByteCount(mapBytes, `${argument}.mapBytes`);
+  return out;
+}
+
+function argRootPath(value: unknown, argument: string): string {
+  if (typeof value !== 'string') throw typeError(argument, 'of type string', value);
+  if (value === '' || value.includes('\0')) throw valueError(argument, 'must be a non-empty path without NUL bytes', value);
+  return value;
+}
+
+function argCredentials(value: unknown, argument: string): Credentials {
+  const c = argOptions(value, argument);
+  const uid = argInt(optionField(c, 'uid', `${argument}.uid`), `${argument}.uid`, 0, UID_MAX);
+  const gids = argArray(optionField(c, 'gids', `${argument}.gids`), `${argument}.gids`).map((g, i) => argInt(g, `${argument}.gids[${i}]`, 0, UID_MAX));
+  return { uid, gids };
 }
 
 export function roots(opts: SysfsOptions = {}): Roots {

@@ -2,8 +2,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { argInt, argOptions, optionField, typeError, valueError } from '../args';
 import { RuleCode, VfioError } from '../errors';
-import { type SysfsOptions, linkName, listDir, readAttr, roots } from './options';
+import { type SysfsOptions, checkOptions, linkName, listDir, readAttr, roots } from './options';
 
 export interface PciDeviceInfo {
   /** Full address, domain included: '0000:00:04.0'. */
@@ -26,26 +27,43 @@ const FULL_BDF = /^([0-9a-f]{4,}):([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/;
 const SHORT_BDF = /^([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/;
 const VENDOR_DEVICE = /^([0-9a-f]{4}):([0-9a-f]{4})$/;
 
-/** '00:04.0' or '0000:00:04.0' (any case) → '0000:00:04.0'; null if it is not an address. */
-export function normalizeAddress(text: string): string | null {
-  const s = text.trim().toLowerCase();
+// Whitespace and control characters make a value "not an address": a BDF read
+// from a file keeps its newline, and it must not reach sysfs as part of a name.
+// eslint-disable-next-line no-control-regex
+const BLANK_OR_CONTROL = /[\s\x00-\x1f\x7f]/;
+
+/** '00:04.0' or '0000:00:04.0' (any case) → '0000:00:04.0'; null if it is not an address (whitespace included). */
+export function normalizeAddress(address: string): string | null {
+  if (typeof address !== 'string') throw typeError('address', 'of type string', address);
+  const s = address.toLowerCase();
   if (FULL_BDF.test(s)) return s;
   if (SHORT_BDF.test(s)) return `0000:${s}`;
   return null;
 }
 
-/** '8086:10d3' → { vendorId, deviceId }; null if it is not a vendor:device pair. */
-export function parseVendorDevice(text: string): { vendorId: number; deviceId: number } | null {
-  const m = VENDOR_DEVICE.exec(text.trim().toLowerCase());
+/** '8086:10d3' → { vendorId, deviceId }; null if it is not a vendor:device pair (whitespace included). */
+export function parseVendorDevice(id: string): { vendorId: number; deviceId: number } | null {
+  if (typeof id !== 'string') throw typeError('id', 'of type string', id);
+  const m = VENDOR_DEVICE.exec(id.toLowerCase());
   if (!m) return null;
   return { vendorId: parseInt(m[1]!, 16), deviceId: parseInt(m[2]!, 16) };
 }
 
-/** Throws ERR_VFIO_INVALID_ARG unless `text` is a PCI address. */
-export function requireAddress(text: string): string {
-  const a = normalizeAddress(text);
+/** Whether a string has whitespace or a control character (then it is neither an address nor an id). */
+export function hasBlankOrControl(text: string): boolean {
+  return BLANK_OR_CONTROL.test(text);
+}
+
+/**
+ * The normalized address, or ERR_INVALID_ARG_TYPE (not a string) /
+ * ERR_INVALID_ARG_VALUE (not an address: a trailing newline included) naming `argument`.
+ */
+export function requireAddress(address: unknown, argument = 'address'): string {
+  if (typeof address !== 'string') throw typeError(argument, 'of type string', address);
+  const a = normalizeAddress(address);
   if (a === null) {
-    throw new VfioError(RuleCode.INVALID_ARG, `'${text}' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F, e.g. 0000:00:04.0)`);
+    const blank = hasBlankOrControl(address) ? ' without whitespace or control characters' : '';
+    throw valueError(argument, `must be a PCI address${blank} (DDDD:BB:DD.F or BB:DD.F, e.g. 0000:00:04.0)`, address);
   }
   return a;
 }
@@ -56,9 +74,10 @@ export function pciDeviceDir(address: string, opts?: SysfsOptions): string {
 
 export function readPciDevice(address: string, opts?: SysfsOptions): PciDeviceInfo {
   const a = requireAddress(address);
-  const dir = pciDeviceDir(a, opts);
+  const o = checkOptions(opts);
+  const dir = pciDeviceDir(a, o);
   if (!fs.existsSync(dir)) {
-    throw new VfioError(RuleCode.NO_DEVICE, `no PCI device ${a} (see ls ${path.dirname(dir)})`);
+    throw new VfioError(RuleCode.NO_DEVICE, `no PCI device ${a}`, `ls ${path.dirname(dir)} (or vfio list) shows the devices present`);
   }
   return readDeviceDir(dir, a);
 }
@@ -84,12 +103,13 @@ export function readDeviceDir(dir: string, name: string): PciDeviceInfo {
 
 function hexAttr(file: string): number {
   const v = readAttr(file);
-  return v === null ? 0 : parseInt(v, 16);
+  const n = v === null ? 0 : parseInt(v, 16);
+  return Number.isNaN(n) ? 0 : n;
 }
 
 /** Every PCI device, in address order. */
 export function listPciDevices(opts?: SysfsOptions): PciDeviceInfo[] {
-  const dir = path.join(roots(opts).sys, 'bus/pci/devices');
+  const dir = path.join(roots(checkOptions(opts)).sys, 'bus/pci/devices');
   return listDir(dir)
     .filter((n) => FULL_BDF.test(n))
     .sort()
@@ -98,17 +118,22 @@ export function listPciDevices(opts?: SysfsOptions): PciDeviceInfo[] {
 
 /** Addresses of the devices matching a BDF or a vendor:device pair. */
 export function resolveDeviceSpec(spec: string, opts?: SysfsOptions): string[] {
+  if (typeof spec !== 'string') throw typeError('spec', 'of type string', spec);
+  const o = checkOptions(opts);
   const a = normalizeAddress(spec);
   if (a !== null) {
-    readPciDevice(a, opts); // throws NO_DEVICE with the path to look at
+    readPciDevice(a, o); // throws NO_DEVICE with the path to look at
     return [a];
   }
   const id = parseVendorDevice(spec);
   if (id === null) {
-    throw new VfioError(RuleCode.INVALID_ARG, `'${spec}' is neither a PCI address (0000:00:04.0) nor a vendor:device pair (8086:10d3)`);
+    const blank = hasBlankOrControl(spec) ? ', without whitespace or control characters' : '';
+    throw valueError('spec', `must be a PCI address (0000:00:04.0) or a vendor:device pair (8086:10d3)${blank}`, spec);
   }
-  const found = listPciDevices(opts).filter((d) => d.vendorId === id.vendorId && d.deviceId === id.deviceId);
-  if (found.length === 0) throw new VfioError(RuleCode.NO_DEVICE, `no PCI device with vendor:device ${spec.toLowerCase()}`);
+  const found = listPciDevices(o).filter((d) => d.vendorId === id.vendorId && d.deviceId === id.deviceId);
+  if (found.length === 0) {
+    throw new VfioError(RuleCode.NO_DEVICE, `no PCI device with vendor:device ${spec.toLowerCase()}`, 'vfio list shows the devices present');
+  }
   return found.map((d) => d.address);
 }
 
@@ -119,6 +144,11 @@ export function resolveDeviceSpec(spec: string, opts?: SysfsOptions): string[] {
  * everyone in the first 64 bytes); without it, the class code decides.
  */
 export function isBridge(address: string, opts?: SysfsOptions): boolean {
+  return bridgeAt(requireAddress(address), checkOptions(opts));
+}
+
+/** isBridge for an address and options already checked. */
+export function bridgeAt(address: string, opts: SysfsOptions): boolean {
   const dir = pciDeviceDir(address, opts);
   try {
     const fd = fs.openSync(path.join(dir, 'config'), 'r');
@@ -137,7 +167,10 @@ export function isBridge(address: string, opts?: SysfsOptions): boolean {
 }
 
 export function formatId(d: Pick<PciDeviceInfo, 'vendorId' | 'deviceId'>): string {
-  return `${hex4(d.vendorId)}:${hex4(d.deviceId)}`;
+  const o = argOptions(d, 'device');
+  const vendorId = argInt(optionField(o, 'vendorId', 'device.vendorId'), 'device.vendorId', 0, 0xffff);
+  const deviceId = argInt(optionField(o, 'deviceId', 'device.deviceId'), 'device.deviceId', 0, 0xffff);
+  return `${hex4(vendorId)}:${hex4(deviceId)}`;
 }
 
 function hex4(n: number): string {
@@ -171,6 +204,7 @@ const BASE_CLASS: Record<number, string> = {
 
 /** 'network (020000)'. */
 export function describeClass(classCode: number): string {
+  argInt(classCode, 'classCode', 0, 0xffffff);
   const name = BASE_CLASS[classCode >> 16] ?? 'unknown';
   return `${name} (${classCode.toString(16).padStart(6, '0')})`;
 }

@@ -4,6 +4,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkOptions } from './options';
+import { requireAddress } from './pci';
 
 export interface StateOptions {
   /** Default '/run'; the state lives in <runRoot>/vfio-node/bindings.json. */
@@ -24,8 +26,8 @@ interface StateFile {
   devices: Record<string, BindingRecord>;
 }
 
-export function stateFile(opts: StateOptions = {}): string {
-  return path.join(opts.runRoot ?? '/run', 'vfio-node', 'bindings.json');
+export function stateFile(opts?: StateOptions): string {
+  return path.join(checkOptions(opts).runRoot ?? '/run', 'vfio-node', 'bindings.json');
 }
 
 function load(opts: StateOptions): StateFile {
@@ -56,17 +58,19 @@ function save(state: StateFile, opts: StateOptions): void {
   fs.renameSync(tmp, file);
 }
 
-export function readBindingRecord(address: string, opts: StateOptions = {}): BindingRecord | null {
-  return load(opts).devices[address] ?? null;
+export function readBindingRecord(address: string, opts?: StateOptions): BindingRecord | null {
+  const a = requireAddress(address);
+  return load(checkOptions(opts)).devices[a] ?? null;
 }
 
-export function writeBindingRecord(address: string, record: BindingRecord, opts: StateOptions = {}): void {
+// Internal: bind.ts hands these an address and options already checked.
+export function writeBindingRecord(address: string, record: BindingRecord, opts: StateOptions): void {
   const state = load(opts);
   state.devices[address] = record;
   save(state, opts);
 }
 
-export function dropBindingRecord(address: string, opts: StateOptions = {}): void {
+export function dropBindingRecord(address: string, opts: StateOptions): void {
   const state = load(opts);
   if (!(address in state.devices)) return;
   delete state.devices[address];

@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run } from '../../lib/cli/main';
+import { type CliError, INTERNAL_FIX, USAGE_FIX, describeFailure } from '../../lib/cli/output';
+import { ArgCode } from '../../lib/args';
+import { RuleCode, VfioSystemError } from '../../lib/errors';
 import type { BindOptions } from '../../lib/sysfs';
-import { type Fixture, type FixtureSpec, buildFixture } from '../fixtures/sysfs-tree';
+import { type Fixture, type FixtureSpec, buildFixture, snapshotTree } from '../fixtures/sysfs-tree';
 import { hostSpec, noIommuSpec } from '../fixtures/topologies';
 
 interface Result {
@@ -32,6 +35,23 @@ function cli(f: Fixture | null, argv: string[], o: CliOptions = {}): Result {
 }
 
 const ESC = '\x1b[';
+
+/**
+ * A failed command under --json: stdout is exactly one JSON object,
+ * {"error": {...}} with a string code, a message and a fix (string or null);
+ * stderr has the same message as text. Returns the error object.
+ */
+function jsonFailure(r: Result, status: number, code: string): CliError {
+  assert.equal(r.status, status, r.err);
+  const parsed = JSON.parse(r.out) as { error: CliError };
+  assert.deepEqual(Object.keys(parsed), ['error']);
+  const e = parsed.error;
+  assert.equal(e.code, code);
+  assert.equal(typeof e.message, 'string');
+  assert.ok(e.fix === null || typeof e.fix === 'string', 'fix is a string or null');
+  assert.ok(r.err.startsWith(`vfio: ${e.message}\n`), r.err);
+  return e;
+}
 
 describe('vfio CLI', () => {
   let f: Fixture;
@@ -203,7 +223,7 @@ describe('vfio CLI', () => {
 
     it('bind of a device that does not exist exits 1', () => {
       const r = cli(fresh(), ['bind', '0000:00:09.0']);
-      assert.deepEqual([r.status, r.err], [1, `vfio: no PCI device 0000:00:09.0 (see ls ${f.sysfsRoot}/bus/pci/devices)\n`]);
+      assert.deepEqual([r.status, r.err], [1, `vfio: no PCI device 0000:00:09.0; ls ${f.sysfsRoot}/bus/pci/devices (or vfio list) shows the devices present\n`]);
     });
 
     it('unbind gives the device back to the driver it had before bind', () => {
@@ -260,6 +280,175 @@ describe('vfio CLI', () => {
       const r = cli(fresh(), ['doctor', '--map', 'lots']);
       assert.equal(r.status, 2);
       assert.match(r.err, /^vfio: --map: 'lots' is not a size/);
+    });
+  });
+
+  describe('failures: text on stderr, and with --json one error object on stdout', () => {
+    it('no command: ERR_VFIO_USAGE, exit 2, the fix points to --help', () => {
+      const e = jsonFailure(cli(null, ['--json']), 2, RuleCode.USAGE);
+      assert.deepEqual(e, { code: 'ERR_VFIO_USAGE', message: 'missing command (list, bind, unbind, doctor)', fix: USAGE_FIX });
+    });
+
+    it('an unknown command: ERR_VFIO_USAGE', () => {
+      const r = cli(null, ['frobnicate', '--json']);
+      assert.equal(jsonFailure(r, 2, RuleCode.USAGE).message, "unknown command 'frobnicate' (list, bind, unbind, doctor)");
+      assert.equal(r.err, "vfio: unknown command 'frobnicate' (list, bind, unbind, doctor)\nTry 'vfio --help'.\n");
+    });
+
+    it('an unknown option, which node:util parseArgs refuses: ERR_VFIO_USAGE, --json still honoured', () => {
+      assert.match(jsonFailure(cli(null, ['list', '--bogus', '--json']), 2, RuleCode.USAGE).message, /^Unknown option '--bogus'/);
+    });
+
+    it('--json after -- is a positional, not the flag', () => {
+      const r = cli(null, ['list', '--', '--json']);
+      assert.deepEqual([r.status, r.out], [2, '']);
+    });
+
+    it('an option of another command, or a wrong number of arguments: ERR_VFIO_USAGE', () => {
+      jsonFailure(cli(null, ['list', '--json', '--map', '1G']), 2, RuleCode.USAGE);
+      jsonFailure(cli(fresh(), ['bind', '--json']), 2, RuleCode.USAGE);
+      jsonFailure(cli(fresh(), ['list', 'extra', '--json']), 2, RuleCode.USAGE);
+    });
+
+    it('a malformed device: ERR_INVALID_ARG_VALUE naming the argument, exit 2, nothing written', () => {
+      const fx = fresh();
+      const e = jsonFailure(cli(fx, ['bind', '--json', '00:04']), 2, ArgCode.VALUE);
+      assert.deepEqual([e.argument, e.fix], ['device', USAGE_FIX]);
+      assert.equal(fx.kernel.writes.length, 0);
+    });
+
+    it('a BDF with a trailing newline never reaches sysfs: refused with the newline shown, the tree unchanged', () => {
+      const fx = fresh();
+      const before = snapshotTree(fx.root);
+      for (const argv of [['bind', '0000:00:03.0\n'], ['bind', '--group', '0000:00:03.0\n'], ['unbind', '0000:00:02.0\n'], ['bind', '8086:10d3\n']]) {
+        const r = cli(fx, [...argv, '--json']);
+        const e = jsonFailure(r, 2, ArgCode.VALUE);
+        assert.equal(e.argument, 'device');
+        assert.match(e.message, /^"[0-9a-f:.]+\\n" is not a PCI address .*: it contains whitespace or a control character$/);
+        assert.ok(!r.err.slice(0, -1).split("\nTry 'vfio --help'.")[0]!.includes('\n'), 'the newline is escaped in the text too');
+      }
+      assert.deepEqual(fx.kernel.writes, []);
+      assert.equal(snapshotTree(fx.root), before);
+    });
+
+    it('--map that is not a size: ERR_INVALID_ARG_VALUE naming --map', () => {
+      const e = jsonFailure(cli(fresh(), ['doctor', '--json', '--map', '1G\n']), 2, ArgCode.VALUE);
+      assert.deepEqual([e.argument, e.message], ['--map', '--map: "1G\\n" is not a size: give a whole number of bytes such as 4096, 64K, 512M, 2G or 1.5GiB']);
+    });
+
+    it('a rule refused: its ERR_VFIO_* code, exit 1, the hint as fix, no kernel fields', () => {
+      const fx = fresh();
+      const r = cli(fx, ['bind', '--json', '0000:00:1f.2']);
+      const e = jsonFailure(r, 1, RuleCode.DEVICE_IN_USE);
+      assert.deepEqual(e, {
+        code: 'ERR_VFIO_DEVICE_IN_USE',
+        message: 'refusing to take 0000:00:1f.2 from ahci: sda holds the root filesystem; use --force (force: true) if you really mean it',
+        fix: 'use --force (force: true) if you really mean it',
+      });
+      assert.equal(r.err, `vfio: ${e.message}\n`);
+      assert.equal(fx.kernel.writes.length, 0);
+    });
+
+    it('a missing device: ERR_VFIO_NO_DEVICE with where to look as fix', () => {
+      const fx = fresh();
+      const e = jsonFailure(cli(fx, ['unbind', '--json', '0000:00:09.0']), 1, RuleCode.NO_DEVICE);
+      assert.equal(e.fix, `ls ${fx.sysfsRoot}/bus/pci/devices (or vfio list) shows the devices present`);
+    });
+
+    it('a kernel error: the errno name as code, errno, syscall, path, and the hint as fix', () => {
+      const fx = fresh();
+      const denied = (file: string): never => {
+        throw Object.assign(new Error('EACCES'), { code: 'EACCES', errno: -13, syscall: 'open', path: file });
+      };
+      const r = cli(fx, ['bind', '--json', '0000:00:04.1'], { lib: { writer: denied } });
+      const e = jsonFailure(r, 1, 'EACCES');
+      const file = path.join(fx.sysfsRoot, 'bus/pci/devices/0000:00:04.1/driver_override');
+      assert.deepEqual(e, {
+        code: 'EACCES',
+        message: `cannot write 'vfio-pci' to ${file}: EACCES: permission denied, open; changing driver bindings needs root (sudo)`,
+        fix: 'changing driver bindings needs root (sudo)',
+        errno: -13,
+        syscall: 'open',
+        path: file,
+      });
+    });
+
+    it('an error with no code (a bug): ERR_VFIO_INTERNAL, exit 1, and a second line saying to report it', () => {
+      const fx = fresh();
+      const broken = (): never => {
+        throw new TypeError('x is not a function');
+      };
+      const r = cli(fx, ['bind', '--json', '0000:00:04.1'], { lib: { writer: broken } });
+      const e = jsonFailure(r, 1, RuleCode.INTERNAL);
+      assert.deepEqual(e, { code: 'ERR_VFIO_INTERNAL', message: 'internal error: TypeError: x is not a function', fix: INTERNAL_FIX });
+      assert.equal(r.err, `vfio: internal error: TypeError: x is not a function\nvfio: ${INTERNAL_FIX}\n`);
+    });
+
+    it('VFIO_DEBUG adds the stack to stderr; stdout is still one object', () => {
+      const broken = (): never => {
+        throw new Error('boom');
+      };
+      const r = cli(fresh(), ['bind', '--json', '0000:00:04.1'], { lib: { writer: broken }, env: { VFIO_DEBUG: '1' } });
+      jsonFailure(r, 1, RuleCode.INTERNAL);
+      assert.match(r.err, /\nError: boom\n +at /);
+    });
+
+    it('without --json a failure prints nothing on stdout', () => {
+      for (const argv of [['frobnicate'], ['bind', '0000:00:1f.2'], ['bind', '0000:00:03.0\n']]) assert.equal(cli(fresh(), argv).out, '');
+    });
+
+    it('describeFailure gives every thrown value a string code and never throws', () => {
+      const revoked = Proxy.revocable({}, {});
+      revoked.revoke();
+      const trap = (): never => {
+        throw new Error('trap');
+      };
+      let fsError: unknown;
+      try {
+        fs.readFileSync('/nonexistent/vfio-test');
+      } catch (e) {
+        fsError = e;
+      }
+      const thrown: unknown[] = [
+        undefined,
+        null,
+        'a string',
+        42,
+        Symbol('s'),
+        new Error('plain'),
+        Object.assign(new Error('numeric code'), { code: 42 }),
+        Object.defineProperty(new Error('getter'), 'code', { get: trap }),
+        new Proxy(new Error('proxy'), { get: trap, getPrototypeOf: trap, getOwnPropertyDescriptor: trap }),
+        revoked.proxy,
+        { toString: trap, valueOf: trap },
+        fsError,
+        new VfioSystemError({ errno: -16, syscall: 'write', message: 'busy', path: '/sys/x', hint: 'wait' }),
+      ];
+      for (const t of thrown) {
+        const { error, status } = describeFailure(t);
+        assert.equal(typeof error.code, 'string');
+        assert.notEqual(error.code, '');
+        assert.equal(typeof error.message, 'string');
+        assert.equal(status, 1);
+        JSON.parse(JSON.stringify(error));
+      }
+      assert.deepEqual(describeFailure(fsError).error, {
+        code: 'ENOENT',
+        message: "ENOENT: no such file or directory, open '/nonexistent/vfio-test'",
+        fix: null,
+        errno: -2,
+        syscall: 'open',
+        path: '/nonexistent/vfio-test',
+      });
+      assert.deepEqual(describeFailure(new VfioSystemError({ errno: -16, syscall: 'write', message: 'busy', path: '/sys/x', hint: 'wait' })).error, {
+        code: 'EBUSY',
+        message: 'busy',
+        fix: 'wait',
+        errno: -16,
+        syscall: 'write',
+        path: '/sys/x',
+      });
+      assert.equal(describeFailure(42).error.message, 'internal error: a thrown type number (42)');
     });
   });
 });

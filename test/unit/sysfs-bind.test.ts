@@ -115,7 +115,7 @@ describe('sysfs bind/unbind', () => {
 
     it('refuses a bridge: vfio-pci does not drive bridges', () => {
       const { opts, kernel } = fresh();
-      assert.throws(() => bindToVfio('0000:00:01.0', opts), { code: RuleCode.INVALID_ARG, message: /is a PCI bridge/ });
+      assert.throws(() => bindToVfio('0000:00:01.0', opts), { code: RuleCode.UNSUPPORTED, message: /is a PCI bridge/ });
       assert.equal(kernel.writes.length, 0);
     });
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { ArgCode } from '../../lib/args';
 import { RuleCode } from '../../lib/errors';
 import {
   explainNotViable,
@@ -49,8 +50,8 @@ describe('sysfs discovery: PCI devices', () => {
     assert.equal(readPciDevice('00:1f.2', f.opts).driver, 'ahci');
   });
 
-  it('rejects a malformed address with ERR_VFIO_INVALID_ARG', () => {
-    assert.throws(() => readPciDevice('00:04', f.opts), { code: RuleCode.INVALID_ARG });
+  it('rejects a malformed address with ERR_INVALID_ARG_VALUE naming the argument', () => {
+    assert.throws(() => readPciDevice('00:04', f.opts), { code: ArgCode.VALUE, argument: 'address', message: /must be a PCI address/ });
   });
 
   it('reports a missing device with ERR_VFIO_NO_DEVICE', () => {
@@ -190,7 +191,8 @@ describe('sysfs discovery: no IOMMU', () => {
   it('iommuGroupOf says the IOMMU is probably off and how to turn it on and check', () => {
     assert.throws(() => iommuGroupOf('0000:00:02.0', f.opts), (e: Error & { code?: string }) => {
       assert.equal(e.code, RuleCode.NO_IOMMU_GROUP);
-      assert.match(e.message, /^0000:00:02.0 has no IOMMU group: the IOMMU is probably off/);
+      assert.match(e.message, /^0000:00:02.0 has no IOMMU group; the IOMMU is probably off/);
+      assert.match((e as Error & { hint?: string }).hint!, /^the IOMMU is probably off/);
       assert.match(e.message, /intel_iommu=on or amd_iommu=on/);
       assert.match(e.message, /ls \/sys\/kernel\/iommu_groups/);
       return true;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { RuleCode } from '../../lib/errors';
+import { ArgCode } from '../../lib/args';
 import { formatSize, parseSize } from '../../lib/sysfs';
 
 describe('sizes', () => {
@@ -15,12 +15,12 @@ describe('sizes', () => {
   });
 
   it('refuses a fraction of a byte', () => {
-    assert.throws(() => parseSize('1.5'), { code: RuleCode.INVALID_ARG, message: /not a whole number of bytes/ });
+    assert.throws(() => parseSize('1.5'), { code: ArgCode.VALUE, argument: 'size', message: /must be a whole number of bytes/ });
   });
 
   it('refuses what is not a size', () => {
     for (const bad of ['', 'G', '-1G', '2X', '0x10', '1e9']) {
-      assert.throws(() => parseSize(bad), { code: RuleCode.INVALID_ARG }, bad);
+      assert.throws(() => parseSize(bad), { code: ArgCode.VALUE, argument: 'size' }, bad);
     }
   });
 

@@ -206,6 +206,15 @@ describe('vfio CLI on a real kernel (test guest)', function () {
         const r = vfio(['bind', env.hostBdf]);
         assert.equal(r.status, 1);
         assert.equal(r.stderr, `vfio: refusing to take ${env.hostBdf} from e1000e: network interface ${ifname} is up; use --force (force: true) if you really mean it\n`);
+        const j = vfio(['bind', '--json', env.hostBdf]);
+        assert.equal(j.status, 1);
+        assert.deepEqual(JSON.parse(j.stdout), {
+          error: {
+            code: 'ERR_VFIO_DEVICE_IN_USE',
+            message: `refusing to take ${env.hostBdf} from e1000e: network interface ${ifname} is up; use --force (force: true) if you really mean it`,
+            fix: 'use --force (force: true) if you really mean it',
+          },
+        });
         assert.equal(driverOf(env.hostBdf), 'e1000e');
         const forced = vfio(['bind', '--force', env.hostBdf]);
         assert.equal(forced.status, 0, forced.stderr);
@@ -225,6 +234,41 @@ describe('vfio CLI on a real kernel (test guest)', function () {
       assert.equal(driverOf(env.hostBdf), 'vfio-pci');
       const bridge = j.changes.find((c) => c.address !== env.sharedBdf && c.address !== env.hostBdf)!;
       assert.deepEqual([bridge.changed, bridge.driverAfter, driverOf(bridge.address)], [false, null, null]);
+    });
+  });
+
+  describe('failures under --json', () => {
+    it('a BDF with a trailing newline is refused before sysfs: exit 2, one error object, the device untouched', () => {
+      const r = vfio(['bind', '--json', `${env.hostBdf}\n`]);
+      assert.equal(r.status, 2, r.stderr);
+      const e = (JSON.parse(r.stdout) as { error: { code: string; argument: string; message: string } }).error;
+      assert.deepEqual([e.code, e.argument], ['ERR_INVALID_ARG_VALUE', 'device']);
+      assert.equal(r.stderr.split('\n')[0], `vfio: ${e.message}`);
+      assert.deepEqual(snapshot(env.hostBdf), { driver: 'e1000e', override: null });
+      assert.equal(fs.existsSync(STATE), false);
+    });
+
+    it("the kernel's EACCES for an unprivileged user: errno name as code, errno, syscall, path, and the fix", () => {
+      const r = spawnSync(process.execPath, [BIN, 'unbind', '--json', env.bdf], {
+        encoding: 'utf8',
+        cwd: PROJECT,
+        uid: 65534,
+        gid: 65534,
+        env: { PATH: process.env.PATH, HOME: '/tmp' },
+      });
+      assert.equal(r.status, 1, r.stderr);
+      const file = `${DEVICES}/${env.bdf}/driver_override`;
+      const e = (JSON.parse(r.stdout) as { error: Record<string, unknown> }).error;
+      assert.deepEqual(e, {
+        code: 'EACCES',
+        message: `cannot write '' to ${file}: EACCES: permission denied, open; changing driver bindings needs root (sudo)`,
+        fix: 'changing driver bindings needs root (sudo)',
+        errno: -13,
+        syscall: 'open',
+        path: file,
+      });
+      assert.equal(r.stderr, `vfio: ${String(e.message)}\n`);
+      assert.deepEqual(snapshot(env.bdf), { driver: 'vfio-pci', override: 'vfio-pci' });
     });
   });
 
