@@ -6,9 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, Group, Kvm } from '../../lib';
-import { useFakeKernel } from './fake/setup';
+import { EDU, openEdu, useFakeKernel } from './fake/setup';
 
-const EDU = '0000:00:03.0';
 
 let touched = 0;
 const hostileObject = {
@@ -73,11 +72,7 @@ describe('hostile arguments at every public boundary', () => {
   const fake = useFakeKernel([{ id: 3, devices: [EDU] }]);
 
   function world() {
-    const container = Container.open();
-    const group = container.openGroup(3);
-    const iommu = container.setIommu();
-    const device = group.openDevice(EDU);
-    const buffer = DmaBuffer.allocate(8192);
+    const { container, group, iommu, device, buffer } = openEdu();
     const mapping = iommu.map(buffer, { iova: 0x10000n });
     void device.msi; // its GET_IRQ_INFO, a query, before any call is measured
     const bar = device.bar(0);

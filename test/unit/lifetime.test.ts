@@ -3,9 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, Group } from '../../lib';
-import { throwsCode, useFakeKernel } from './fake/setup';
+import { throwsCode, EDU, openEdu, useFakeKernel } from './fake/setup';
 
-const EDU = '0000:00:03.0';
 
 describe('lifetime', () => {
   const fake = useFakeKernel([
@@ -13,14 +12,7 @@ describe('lifetime', () => {
     { id: 4, devices: ['0000:00:04.0'] },
   ]);
 
-  function setup() {
-    const container = Container.open();
-    const group = container.openGroup(3);
-    const iommu = container.setIommu();
-    const device = group.openDevice(EDU);
-    const buffer = DmaBuffer.allocate(8192);
-    return { container, group, iommu, device, buffer };
-  }
+  const setup = openEdu;
 
   it('closes devices, then mappings, then the group, then the container', () => {
     const { container, iommu, device, buffer } = setup();

@@ -8,9 +8,8 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Container, DmaBuffer, Group } from '../../lib';
 import { collectUntil, gc, leakWarnings } from '../fixtures/gc';
-import { rejectsCode, throwsCode, useFakeKernel } from './fake/setup';
+import { rejectsCode, throwsCode, EDU, openEdu, useFakeKernel } from './fake/setup';
 
-const EDU = '0000:00:03.0';
 
 describe('teardown', () => {
   const fake = useFakeKernel([
@@ -18,14 +17,7 @@ describe('teardown', () => {
     { id: 4, devices: ['0000:00:04.0'] },
   ]);
 
-  function setup() {
-    const container = Container.open();
-    const group = container.openGroup(3);
-    const iommu = container.setIommu();
-    const device = group.openDevice(EDU);
-    const buffer = DmaBuffer.allocate(8192);
-    return { container, group, iommu, device, buffer };
-  }
+  const setup = openEdu;
 
   describe('a refused close changes nothing', () => {
     it('group.close() while a mapAsync of its IOMMU is in flight: ERR_VFIO_BUSY, group, devices and books as before', async () => {

@@ -37,7 +37,7 @@ describe('the lifetime model on the real kernel', () => {
         return false;
       },
     };
-    const run = modelRun({ numRuns: Number(process.env.VFIO_MODEL_RUNS ?? 60), maxCommands: 40 });
+    const run = modelRun({ numRuns: Number(process.env.VFIO_MODEL_RUNS ?? 200), maxCommands: 60 });
     await settle();
     const fds = fdCount();
     const locked = lockedKb();

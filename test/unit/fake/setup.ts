@@ -1,6 +1,7 @@
 // Installs a fresh FakeKernel as the native backend around each test.
 
 import assert from 'node:assert/strict';
+import { Container, DmaBuffer } from '../../../lib';
 import { setNativeBackend } from '../../../lib/native';
 import { FakeKernel, type FakeGroupSpec } from './kernel';
 
@@ -46,4 +47,17 @@ export async function rejectsCode(p: Promise<unknown>, code: string): Promise<Er
   assert.ok(caught instanceof Error, `expected a rejection with code ${code}`);
   assert.equal((caught as { code?: string }).code, code, (caught as Error).message);
   return caught as Error & { code: string };
+}
+
+/** The fake's edu. */
+export const EDU = '0000:00:03.0';
+
+/** A container with group 3 attached, the type1 IOMMU set, edu open, and an 8 KiB buffer (not mapped). */
+export function openEdu() {
+  const container = Container.open();
+  const group = container.openGroup(3);
+  const iommu = container.setIommu();
+  const device = group.openDevice(EDU);
+  const buffer = DmaBuffer.allocate(8192);
+  return { container, group, iommu, device, buffer };
 }
