@@ -1,297 +1,228 @@
 #!/usr/bin/env node
-// The VFIO cases, in one boot of the test guest (run.js starts it):
+// The GUEST suite: the cases that need a real VFIO kernel and the edu
+// device, in one boot of the x86_64 test guest (run.js starts it, under
+// flock /tmp/vfio-guest.lock):
 //
-//   scripts/guest/run --topology single -- node scripts/bench/guest.js [--quick] [--rounds N] [--big-rounds N] [--only PREFIX]
+//   scripts/guest/run --topology single --out DIR -- node scripts/bench/guest.js [--rounds N] [--quick]
 //
-// --only PREFIX runs just the cases whose id starts with it (run.js boots a
-// 2-vCPU guest for the event-loop lag cases alone). A case run on more than
-// one vCPU says so in its id and title, beside the 1-vCPU ones.
-//
-// Needs VFIO_TEST_GROUP / VFIO_TEST_BDF (the edu device, bound to vfio-pci)
-// and writes bench-guest.json into VFIO_GUEST_OUT (or --out FILE). Runs as
-// root: it reserves the 2 MiB huge pages for the 1 GiB case itself, and
-// gives them back before the 4 KiB-page cases, which need that memory.
-//
-// Memory that both sides map comes from one memfd the harness owns and
-// hands to the C reference as its fd 3 (JS: DmaBuffer.fromFd): the same
-// pages for both, filled once (fallocate) instead of zeroed per batch, which
-// under TCG would cost 5-10 s per GiB.
+// Writes bench-guest.json into VFIO_GUEST_OUT. The group is exclusive, so
+// every side of every case opens and closes its own container. Memory that
+// both sides map is one memfd, handed to the C reference as its fd 3 and
+// filled once (fallocate): zeroing a GiB per run would cost seconds under TCG.
 'use strict';
 
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
-const { runRef, loadCalib } = require('./lib/ref');
-const js = require('./lib/js-cases');
-const { session, runMain } = require('./lib/session');
+const { root, now, ref, best, suite, startThreadPool, median, listenerLatency, waitLatency } = require('./common');
 
-const s = session('guest', process.env.VFIO_GUEST_OUT ? path.join(process.env.VFIO_GUEST_OUT, 'bench-guest.json') : null);
+const vfio = require(path.join(root, 'dist', 'lib'));
+
 const group = Number(process.env.VFIO_TEST_GROUP);
 const bdf = process.env.VFIO_TEST_BDF;
 if (!bdf || !Number.isInteger(group)) {
   console.error('guest.js needs VFIO_TEST_GROUP and VFIO_TEST_BDF: run it through scripts/guest/run (npm run bench does)');
   process.exit(2);
 }
-
-{
-  const i = process.argv.indexOf('--only');
-  const only = i >= 0 ? process.argv[i + 1] : null;
-  const vcpus = os.cpus().length;
-  const runOne = s.run;
-  s.run = async (def) => {
-    if (only && !def.id.startsWith(only)) return null;
-    return runOne(vcpus > 1 ? { ...def, id: `${def.id}.smp${vcpus}`, title: `${def.title}, ${vcpus} vCPUs` } : def);
-  };
-}
-
+const s = suite('guest', [...process.argv.slice(2), '--out', path.join(process.env.VFIO_GUEST_OUT ?? '.', 'bench-guest.json')]);
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-const HUGE = 2 * MiB;
-const consts = runRef('consts');
+// edu registers (QEMU docs/specs/edu.rst)
+const EDU = { IRQ_STATUS: 0x24, IRQ_RAISE: 0x60, IRQ_ACK: 0x64, DMA_SRC: 0x80, DMA_DST: 0x88, DMA_COUNT: 0x90, DMA_CMD: 0x98, BUFFER: 0x40000 };
+const CMD = { START: 1, TO_RAM: 2, IRQ: 4 };
 
-/**
- * A case run by the C reference (`refCase`) and by `jsFn` for each JS
- * variant, with the same parameters. `memory`: a shared memfd (both map it).
- */
-function both(def, refCase, jsFn, params, variants, memory = null) {
-  const fds = memory ? [memory.fd] : [];
-  const cParams = { group, bdf, ...params, ...(memory ? { fd: 3 } : {}) };
-  const jsParams = { group, bdf, consts, ...params, ...(memory ? { fd: memory.fd } : {}) };
-  return {
-    params: memory ? { ...params, memory: memory.what } : params,
-    ...def,
-    sides: [{ name: 'c', run: () => runRef(refCase, cParams, { fds }).metrics }, ...variants.map((v) => ({ name: v, run: () => jsFn(v, jsParams) }))],
+function openIommu() {
+  const container = vfio.Container.open();
+  const g = container.openGroup(group);
+  return { container, group: g, iommu: container.setIommu() };
+}
+
+/** edu with bus mastering on, BAR0 mmapped, MSI enabled. */
+function openEdu() {
+  const d = openIommu();
+  const device = d.group.openDevice(bdf);
+  device.setBusMaster(true);
+  const mmio = device.bar(0).mmap();
+  device.msi.enable();
+  const ack = () => {
+    const pending = mmio.read32(EDU.IRQ_STATUS);
+    if (pending) mmio.write32(EDU.IRQ_ACK, pending);
   };
+  return { ...d, mmio, msi: device.msi, ack };
 }
 
-/** MAP_DMA + UNMAP_DMA of `count` chunks of `size` bytes, per chunk. */
-function mapDef(id, title, params, variants, memory) {
-  return both({ id, title, targets: { pair: 1.05 }, show: ['pair', 'map', 'unmap'] }, 'map', js.map, params, variants, memory);
+function status(g, iters) {
+  const t0 = now();
+  for (let i = 0; i < iters; i++) if (!g.status().viable) throw new Error('the group is not viable');
+  return Number(now() - t0) / iters;
 }
 
-/** A memfd both sides map, filled once by ref's fallocate; close() it when done. */
-function sharedMemory(size, hugePageSize) {
-  const buffer = js.vfio.DmaBuffer.memfd(size, { name: 'bench', hugePageSize });
-  const t = runRef('populate', { fd: 3, size }, { fds: [buffer.fd] }).metrics.fallocate[0];
-  const what = `memfd, ${hugePageSize ? '2 MiB huge' : '4 KiB'} pages`;
-  s.log(`  ${what}, ${size / MiB} MiB, filled in ${(t / 1e9).toFixed(1)} s`);
-  return { fd: buffer.fd, what, close: () => buffer.close() };
+/** As ref.c's map_chunks: ns per chunk's map + unmap. */
+function mapChunks(iommu, buffer, size, count) {
+  const maps = new Array(count);
+  const t0 = now();
+  for (let i = 0; i < count; i++) maps[i] = iommu.map(buffer, { iova: 0x40000000n + BigInt(i * size), offset: i * size, size });
+  for (let i = 0; i < count; i++) maps[i].unmap();
+  return Number(now() - t0) / count;
 }
 
-async function withMemory(size, hugePageSize, body) {
-  const memory = sharedMemory(size, hugePageSize);
+async function eduDma(d, src, dst, bytes, cmd) {
+  d.mmio.write32(EDU.DMA_SRC, src);
+  d.mmio.write32(EDU.DMA_DST, dst);
+  d.mmio.write32(EDU.DMA_COUNT, bytes);
+  d.mmio.write32(EDU.DMA_CMD, CMD.START | CMD.IRQ | cmd);
+  await d.msi.wait(0);
+  d.ack();
+}
+
+/** As ref.c's case_dma: map, RAM → edu → RAM, compare, unmap; median ns. */
+async function dmaRoundTrip(d, buffer, bytes, count) {
+  const mem = buffer.bytes();
+  const ns = [];
+  for (let i = 0; i < count; i++) {
+    for (let b = 0; b < bytes; b++) mem[b] = (b * 7 + i + 1) & 0xff;
+    mem.fill(0, 2048, 2048 + bytes);
+    const t0 = now();
+    const mapping = d.iommu.map(buffer, { iova: 0x100000n });
+    const at = Number(mapping.iova);
+    await eduDma(d, at, EDU.BUFFER, bytes, 0);
+    await eduDma(d, EDU.BUFFER, at + 2048, bytes, CMD.TO_RAM);
+    const same = Buffer.compare(mem.subarray(0, bytes), mem.subarray(2048, 2048 + bytes)) === 0;
+    mapping.unmap();
+    ns.push(Number(now() - t0));
+    if (!same) throw new Error('edu DMA: the bytes that came back differ');
+  }
+  return median(ns);
+}
+
+/** Opens what `body` needs and closes it again, whatever happens. */
+async function within(open, body) {
+  const d = open();
   try {
-    await body(memory);
+    return await body(d);
   } finally {
-    memory.close();
+    d.container.close();
   }
 }
 
-/** Per-GiB cost of each growth step, from the raw map@/unmap@ times. */
-function perGiB(metrics) {
-  const out = {};
-  for (const [k, v] of Object.entries(metrics)) {
-    const m = /^map@(\d+)M$/.exec(k);
-    if (m) out[`map+unmap per GiB @${m[1]} MiB`] = v.map((t, i) => (t + metrics[`unmap@${m[1]}M`][i]) / (Number(m[1]) / 1024));
-  }
-  return out;
+/** A memfd both sides map, filled once by ref's fallocate. */
+function sharedMemory(size, hugePageSize = 0) {
+  const buffer = vfio.DmaBuffer.memfd(size, { name: 'bench', hugePageSize });
+  const ns = ref('populate', 1, { fd: 3, size }, [buffer.fd]);
+  s.log(`guest: ${size / MiB} MiB memfd (${hugePageSize ? '2 MiB' : '4 KiB'} pages) filled in ${(ns / 1e9).toFixed(1)} s`);
+  return buffer;
+}
+
+/** MAP + UNMAP of `count` chunks of `size` bytes of `memory`, against C. */
+function mapCase(id, title, memory, size, count, batches, rounds) {
+  return s.run({
+    id,
+    title,
+    rounds,
+    c: (n) => ref('map', n, { size, count, batches, fd: 3 }, [memory.fd]),
+    lib: () =>
+      within(openIommu, (d) => {
+        const buffer = vfio.DmaBuffer.fromFd(memory.fd, { size: size * count });
+        try {
+          return best(() => mapChunks(d.iommu, buffer, size, count), batches);
+        } finally {
+          buffer.close();
+        }
+      }),
+    target: { ratio: 1.05 },
+  });
 }
 
 function setHugePages(n) {
   try {
     fs.writeFileSync('/proc/sys/vm/nr_hugepages', String(n));
     return Number(fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8'));
-  } catch (e) {
-    s.log(`bench: cannot set nr_hugepages=${n}: ${e.message}`);
+  } catch {
     return 0;
   }
 }
 
-/** The kernel's preemption model (PREEMPT_DYNAMIC, through debugfs): read it, or set it; null if unavailable. */
-const PREEMPT = '/sys/kernel/debug/sched/preempt';
-function preemptMode(set) {
-  try {
-    if (!fs.existsSync(PREEMPT)) spawnSync('mount', ['-t', 'debugfs', 'debugfs', '/sys/kernel/debug']);
-    if (set) fs.writeFileSync(PREEMPT, set);
-    return /\((\w+)\)/.exec(fs.readFileSync(PREEMPT, 'utf8'))?.[1] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Event-loop lag while mapAsync pins `size` bytes, against the C
- * reference's pool thread + 1 ms sleep loop doing the same.
- */
-function lagDef(id, title, params, memory, rounds, notes = []) {
-  return both(
-    {
-      id,
-      title,
-      rounds,
-      show: [
-        'mapAsync: max timer lag',
-        'unmapAsync: max timer lag',
-        'map (sync): max timer lag',
-        'mapAsync: duration',
-        'map (sync): duration',
-        'idle: max timer lag',
-        'idle: CPU per timer tick',
-      ],
-      absoluteTargets: { 'mapAsync: max timer lag': 5e6 },
-      notes: [
-        'JS: a 1 ms setInterval while iommu.mapAsync() pins on the libuv pool; C: a 1 ms nanosleep loop while a pool thread, woken through a condition variable as libuv does, does the MAP_DMA. Lag = longest gap between two wake-ups minus 1 ms, the clock running before the hand-over; the target is judged on the worst JS round.',
-        ...notes,
-      ],
-    },
-    'lag',
-    js.lag,
-    params,
-    ['lib'],
-    memory,
-  );
-}
-
-runMain(async () => {
-  const calls = [...(js.ioctlPackage() ? ['ioctl'] : []), ...(loadCalib() ? ['napi'] : [])];
-  const view = loadCalib() ? ['view'] : [];
-  const iters = s.quick ? 2000 : 10000;
-
-  await s.calibration(iters);
-  await s.run(
-    both(
-      {
-        id: 'guest.ioctl.group-status',
-        title: 'VFIO_GROUP_GET_STATUS round trip',
-        targets: { op: 1.3 },
-        informative: ['ioctl', 'napi'],
-        notes: calls.includes('ioctl') ? [] : ['the npm ioctl package is not installed (scripts/bench/node_modules): no ioctl row'],
-      },
-      'group-status',
-      js.groupStatus,
-      { iters },
-      ['lib', 'addon', ...calls],
-    ),
-  );
-  for (const mode of ['mmap-read', 'mmap-write', 'pread', 'pwrite']) {
-    const mmap = mode.startsWith('mmap');
-    await s.run(
-      both(
-        {
-          id: `guest.bar.${mode}`,
-          title: `BAR0 32-bit ${mode.endsWith('read') ? 'read' : 'write'} through ${mmap ? 'the mmap' : mode + '(2)'}`,
-          targets: { op: 2 },
-          informative: ['view'],
-          notes: mmap ? ['view: a bare Uint32Array over the BAR (calib.c), Atomics.load / plain store: the floor for lib, which uses the same views plus its checks'] : [],
-        },
-        'bar',
-        js.bar,
-        { mode, iters: s.quick ? 2000 : 20000 },
-        ['lib', 'addon', ...(mmap ? view : [])],
-      ),
-    );
-  }
-  await s.run(
-    both(
-      {
-        id: 'guest.irq.latency',
-        title: 'MSI latency: edu raise-interrupt write → eventfd → handler',
-        targets: { latency: 2 },
-        notes: ['C: epoll_wait on the eventfd; callback: an Irq "interrupt" listener; wait: await irq.wait()'],
-      },
-      'irq',
-      js.irq,
-      { count: s.quick ? 50 : 200 },
-      ['callback', 'wait'],
-    ),
-  );
-  await s.run(
-    both(
-      {
-        id: 'guest.dma.edu-roundtrip',
-        title: 'edu DMA round trip (map, 1 KiB RAM→device→RAM with MSIs, verify, unmap)',
-        targets: { roundtrip: 1.2 },
-        show: ['roundtrip', 'driver'],
-        notes: ['edu completes a DMA from a 100 ms QEMU timer: the round trip is two of those; "driver" is the time minus both waits for the device'],
-      },
-      'dma',
-      js.dma,
-      { count: s.quick ? 1 : 3, bytes: 1024 },
-      ['lib'],
-    ),
-  );
-
-  // Many small maps: 4 KiB × N (lib/'s bookkeeping grows with N), 2 MiB × 64.
-  const chunks2m = s.quick ? 16 : 64;
-  await withMemory(chunks2m * 2 * MiB, 0, async (memory) => {
-    for (const count of s.quick ? [64, 256] : [256, 1024]) {
-      await s.run(mapDef(`guest.dma.map-4k-x${count}`, `MAP_DMA + UNMAP_DMA, 4 KiB × ${count} (per chunk)`, { size: 4096, count, passes: 3 }, ['lib', 'addon'], memory));
-    }
-    await s.run(mapDef('guest.dma.map-2m', `MAP_DMA + UNMAP_DMA, 2 MiB × ${chunks2m} (per chunk)`, { size: 2 * MiB, count: chunks2m, passes: 2 }, ['lib', 'addon'], memory));
+async function main() {
+  await startThreadPool();
+  const iters = 1000;
+  await s.run({
+    id: 'guest.ioctl',
+    title: 'cheap ioctl: group.status() (VFIO_GROUP_GET_STATUS)',
+    c: (n) => ref('group-status', n, { group, iters, batches: s.batches }),
+    lib: () => within(openIommu, (d) => best(() => status(d.group, iters), s.batches)),
+    target: { ratio: 1.3 },
   });
 
-  // 1 GiB in 2 MiB pages, while the memory for them is still in one piece.
-  const bigSize = s.quick ? 256 * MiB : GiB;
-  const big = `${bigSize / MiB} MiB`;
-  const wantPages = bigSize / HUGE + 8;
-  const gotPages = setHugePages(wantPages);
-  const hugePages = { requested: wantPages, reserved: gotPages, used: gotPages >= bigSize / HUGE };
-  s.log(`bench: ${gotPages} of ${wantPages} huge pages of 2 MiB reserved`);
-  if (hugePages.used) {
-    await withMemory(bigSize, HUGE, async (memory) => {
-      await s.run(mapDef('guest.dma.map-1g-huge', `MAP_DMA + UNMAP_DMA of ${big} in 2 MiB pages`, { size: bigSize, count: 1, passes: 2 }, ['lib'], memory));
-      await s.run(lagDef('guest.lag.map-1g-huge', `event-loop lag while mapAsync pins ${big} (2 MiB pages)`, { size: bigSize }, memory, s.bigRounds));
-    });
+  const chunks = s.quick ? 16 : 64;
+  const small = sharedMemory(chunks * 2 * MiB);
+  await mapCase('guest.map.2m', `MAP + UNMAP 2 MiB × ${chunks}, per chunk`, small, 2 * MiB, chunks, 3);
+  small.close();
+
+  // 1 GiB in 2 MiB pages first, while the guest's memory is still in one
+  // piece; the pages go back before the 4 KiB case, which needs that memory.
+  const big = s.quick ? 256 * MiB : GiB;
+  const bigName = `${big / MiB} MiB`;
+  const wanted = big / (2 * MiB) + 8;
+  const hugePages = setHugePages(wanted);
+  if (hugePages >= wanted - 8) {
+    const huge = sharedMemory(big, 2 * MiB);
+    await mapCase('guest.map.1g-huge', `MAP + UNMAP ${bigName} in 2 MiB pages`, huge, big, 1, 1, 3);
+    huge.close();
+  } else {
+    s.log(`guest: only ${hugePages} of ${wanted} huge pages: no 2 MiB-page case`);
   }
   setHugePages(0);
+  const plain = sharedMemory(big);
+  await mapCase('guest.map.1g', `MAP + UNMAP ${bigName} in 4 KiB pages`, plain, big, 1, 1, 3);
+  plain.close();
 
-  // 1 GiB in 4 KiB pages: the same map, the growth from 64 MiB, the lag.
-  const preempt = { default: preemptMode() };
-  await withMemory(bigSize, 0, async (memory) => {
-    const sizes = s.quick ? '64,128,256' : '64,128,256,512,1024';
-    await s.run(mapDef('guest.dma.map-1g-4k', `MAP_DMA + UNMAP_DMA of ${big} in 4 KiB pages`, { size: bigSize, count: 1, passes: 2 }, ['lib'], memory));
-    await s.run(
-      both(
-        {
-          id: 'guest.dma.growth',
-          title: 'MAP_DMA + UNMAP_DMA cost per GiB, 64 MiB → 1 GiB (4 KiB pages)',
-          derive: perGiB,
-          targets: Object.fromEntries(sizes.split(',').map((m) => [`map+unmap per GiB @${m} MiB`, 1.05])),
-        },
-        'growth',
-        js.growth,
-        { sizes },
-        ['lib'],
-        memory,
-      ),
-    );
-    const lag4k = (id, title, rounds, notes) => lagDef(id, title, { size: bigSize }, memory, rounds, notes);
-    await s.run(lag4k('guest.lag.map-1g-4k', `event-loop lag while mapAsync pins ${big} (4 KiB pages)`, s.bigRounds, [`kernel preemption: ${preempt.default ?? 'unknown'}`]));
-    // The same with the guest kernel preemptible everywhere: how much of the
-    // lag is its voluntary preemption on one vCPU.
-    if (preempt.default && preempt.default !== 'full' && preemptMode('full') === 'full') {
-      preempt.diagnostic = 'full';
-      try {
-        await s.run(
-          lag4k('guest.lag.map-1g-4k-preempt-full', 'the same, guest kernel switched to preempt=full (diagnostic)', Math.min(3, s.bigRounds), [
-            'diagnostic: not the default kernel configuration; shows how much of the lag is the guest kernel not preempting the pinning thread',
-          ]),
-        );
-      } finally {
-        preemptMode(preempt.default);
-      }
-    }
+  const count = s.quick ? 50 : 200;
+  await s.run({
+    id: 'guest.msi.listener',
+    title: "edu raise-interrupt → MSI → 'interrupt' listener",
+    c: (n) => ref('msi', n, { group, bdf, count }),
+    lib: () =>
+      within(openEdu, async (d) => {
+        const raise = () => d.mmio.write32(EDU.IRQ_RAISE, 1);
+        await listenerLatency(d.msi, raise, d.ack, 20);
+        return listenerLatency(d.msi, raise, d.ack, count);
+      }),
+    target: { ratio: 2 },
   });
-
-  // Fresh anonymous memory: the pin faults in and zeroes every page, the
-  // multi-second pin a VM manager sees for new guest RAM.
-  if (!s.quick) {
-    await s.run(lagDef('guest.lag.map-1g-fresh', `event-loop lag while mapAsync pins ${big} of fresh anonymous memory (the pin faults it in)`, { size: bigSize, fresh: 1 }, null, 1, [
-      'memory: anonymous, untouched before the map, fresh for each side and mode',
-    ]));
-  }
-
-  s.env.preempt = preempt;
+  await s.run({
+    id: 'guest.msi.wait',
+    title: 'edu raise-interrupt → MSI → `await irq.wait()` returns',
+    c: (n) => ref('msi', n, { group, bdf, count }),
+    lib: () =>
+      within(openEdu, async (d) => {
+        const raise = () => d.mmio.write32(EDU.IRQ_RAISE, 1);
+        await waitLatency(d.msi, raise, d.ack, 20);
+        return waitLatency(d.msi, raise, d.ack, count);
+      }),
+    target: { ratio: 2.2 },
+  });
+  const trips = s.quick ? 1 : 3;
+  await s.run({
+    id: 'guest.dma',
+    title: 'edu DMA round trip (map 4 KiB, 1 KiB RAM → device → RAM with MSIs, compare, unmap)',
+    c: (n) => ref('dma', n, { group, bdf, count: trips, bytes: 1024 }),
+    lib: () =>
+      within(openEdu, async (d) => {
+        const buffer = vfio.DmaBuffer.allocate(4096);
+        try {
+          await dmaRoundTrip(d, buffer, 1024, 1);
+          return await dmaRoundTrip(d, buffer, 1024, trips);
+        } finally {
+          d.iommu.unmapAll();
+          buffer.close();
+        }
+      }),
+    target: { ratio: 1.2 },
+    note: 'edu completes each DMA from a 100 ms QEMU timer: the round trip is mostly two of those',
+  });
   s.finish({ hugePages });
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
 });

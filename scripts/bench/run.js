@@ -1,160 +1,157 @@
 #!/usr/bin/env node
-// npm run bench: the package against a C reference, side by side.
+// npm run bench: the library against a C reference, side by side.
 //
-//   npm run bench                 everything (~10 min on 2 cores): host, one guest boot, then a
-//                                 2-vCPU boot for the event-loop lag cases
-//   npm run bench -- --quick      a smoke run: fewer rounds, smaller sizes (not written to results/)
-//   npm run bench -- host         only the host cases (or: guest)
-//   npm run bench -- --rounds N   rounds per case (default 7; the event-loop lag cases: --big-rounds, 5)
+//   npm run bench                  the HOST suite (~1 min), then the GUEST suite (one boot of the test guest)
+//   npm run bench -- host          one suite (or: guest)
+//   npm run bench -- --readme      and then rewrite README.md's table (between its bench markers)
+//   npm run bench -- --readme-only the table from the last results, nothing run
+//   --rounds N (default 5)  --quick (a smoke run: results in out/quick.json, never the README)
+//   --max-load L (default 1.0): the guest boots only once the 1-minute load is at most L (waits up to --wait-min, 60)
 //
-// Builds the C reference (scripts/bench/ref.c) and the calibration addon
-// (calib.c) with the system compiler into .cache/bench/, makes sure the
-// addon and dist/ are built, installs the npm `ioctl` package under
-// scripts/bench (optional: without it that row is left out), runs the host
-// cases here and the VFIO cases in one boot of the test guest, then writes
-// scripts/bench/results/latest.json and latest.md and prints the table.
-// Missed targets are reported, not failed: a benchmark is not a test.
+// Results: scripts/bench/out/results.json (git-ignored); a suite run
+// replaces its own part and keeps the other's. A benchmark is not a test:
+// a missed target is reported, never failed.
 'use strict';
 
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { buildRef, buildCalib } = require('./lib/ref');
+const { root, out, refBinary, fmt } = require('./common');
 
-const root = path.resolve(__dirname, '..', '..');
-const benchDir = __dirname;
-const cacheDir = path.join(root, '.cache', 'bench');
 const argv = process.argv.slice(2);
+const flag = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
 const quick = argv.includes('--quick');
 const only = argv.find((a) => a === 'host' || a === 'guest');
-const passOn = [];
-for (const f of ['--rounds', '--big-rounds']) {
-  const i = argv.indexOf(f);
-  if (i >= 0) passOn.push(f, argv[i + 1]);
-}
-if (quick) passOn.push('--quick');
+const passOn = [...(argv.includes('--rounds') ? ['--rounds', flag('--rounds')] : []), ...(quick ? ['--quick'] : [])];
+const resultsFile = path.join(out, quick ? 'quick.json' : 'results.json');
+const LOCK = '/tmp/vfio-guest.lock';
+
+const load = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 function sh(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.error) throw r.error;
   return r.status ?? 128;
 }
 
 function build() {
-  const ref = buildRef();
-  const calib = buildCalib();
-  if (!calib.binary) console.error(`bench: no calibration addon: ${calib.reason}`);
-  if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node'))) {
-    if (sh('npm', ['run', 'install']) !== 0) throw new Error('npm run install (the addon) failed');
+  if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node'))) throw new Error('no build/Release/vfio.node: build the addon first (npm run build)');
+  fs.mkdirSync(out, { recursive: true });
+  const source = path.join(__dirname, 'ref.c');
+  if (!fs.existsSync(refBinary) || fs.statSync(refBinary).mtimeMs < fs.statSync(source).mtimeMs) {
+    if (sh(process.env.CC || 'cc', ['-O2', '-Wall', '-Wextra', '-pthread', '-o', refBinary, source]) !== 0) throw new Error('cc ref.c failed');
   }
-  if (sh(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', '.']) !== 0) {
-    throw new Error('tsc -p . failed');
-  }
-  return { compiler: ref.compiler, calibration: calib.binary ? 'built' : calib.reason };
+  if (sh(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', '.']) !== 0) throw new Error('tsc -p . failed');
 }
 
-/** The npm `ioctl` package, for comparison only; a failure (offline) just drops its rows. */
-function ensureIoctlPackage() {
-  if (fs.existsSync(path.join(benchDir, 'node_modules', 'ioctl', 'build', 'Release', 'ioctl.node'))) return 'installed';
-  console.error('bench: installing the npm ioctl package under scripts/bench (comparison only)');
-  const status = sh('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock'], { cwd: benchDir });
-  if (status === 0 && fs.existsSync(path.join(benchDir, 'node_modules', 'ioctl'))) return 'installed now';
-  console.error('bench: the npm ioctl package could not be installed (offline?): its rows are left out');
-  return 'not installable';
+function host() {
+  const file = path.join(out, 'host.json');
+  const before = load();
+  if (sh(process.execPath, [path.join(__dirname, 'host.js'), '--out', file, ...passOn]) !== 0) throw new Error('the host suite failed');
+  return { ...JSON.parse(fs.readFileSync(file, 'utf8')), load: { before, after: load() } };
 }
 
-function hostCases() {
-  const out = path.join(cacheDir, 'host.json');
-  fs.rmSync(out, { force: true });
-  console.error('\n=== host cases ===');
-  if (sh(process.execPath, [path.join(benchDir, 'host.js'), '--out', out, ...passOn]) !== 0) throw new Error('host cases failed');
-  return JSON.parse(fs.readFileSync(out, 'utf8'));
-}
-
-function guestCases(smp = 1, extra = []) {
+/** Others share the 2 cores and the guest lock: boot only when the load is low and the lock is free. */
+function guest() {
+  const maxLoad = Number(flag('--max-load', 1));
+  const deadline = Date.now() + Number(flag('--wait-min', 60)) * 60e3;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-bench-'));
-  fs.chmodSync(dir, 0o777);
-  console.error(`\n=== guest cases (one boot of scripts/guest/run, ${smp} vCPU${smp > 1 ? 's' : ''}) ===`);
-  const args = ['--topology', 'single', '--smp', String(smp), '--timeout', '1500', '--out', dir, '--', process.execPath, path.join(benchDir, 'guest.js'), ...passOn, ...extra];
-  const status = sh(path.join(root, 'scripts', 'guest', 'run'), args);
-  const file = path.join(dir, 'bench-guest.json');
-  if (status !== 0 || !fs.existsSync(file)) {
-    throw new Error(`the guest cases failed (scripts/guest/run exit status ${status}${status === 124 ? ': timeout' : status === 125 ? ': the guest could not run' : ''})`);
+  const run = [path.join(root, 'scripts', 'guest', 'run'), '--topology', 'single', '--timeout', '1500', '--out', dir, '--'];
+  const cmd = [process.execPath, path.join(__dirname, 'guest.js'), ...passOn];
+  for (;;) {
+    const before = load();
+    if (before[0] > maxLoad) {
+      if (Date.now() > deadline) throw new Error(`the load stayed above ${maxLoad} (now ${before.join(' ')}): no guest run; try later or pass --max-load`);
+      console.error(`bench: load ${before[0]} > ${maxLoad}: waiting for the machine to calm down`);
+      sleep(30e3);
+      continue;
+    }
+    const status = sh('flock', ['-n', '-E', '75', LOCK, ...run, ...cmd]);
+    if (status === 75) {
+      console.error(`bench: ${LOCK} is held (another guest is running): waiting`);
+      sleep(30e3);
+      continue;
+    }
+    const file = path.join(dir, 'bench-guest.json');
+    if (status !== 0 || !fs.existsSync(file)) throw new Error(`the guest suite failed (scripts/guest/run exit status ${status})`);
+    const result = JSON.parse(fs.readFileSync(file, 'utf8'));
+    fs.rmSync(dir, { recursive: true, force: true });
+    return { ...result, load: { before, after: load() } };
   }
-  const result = JSON.parse(fs.readFileSync(file, 'utf8'));
-  fs.rmSync(dir, { recursive: true, force: true });
-  return result;
 }
 
-function main() {
-  const started = Date.now();
-  const builds = build();
-  builds.ioctlPackage = ensureIoctlPackage();
-  const host = only === 'guest' ? null : hostCases();
-  const guest = only === 'host' ? null : guestCases();
-  // With one vCPU the pool thread that pins and the JS thread share a CPU;
-  // a second boot with two shows what the loop does when they need not.
-  const guest2 = only === 'host' ? null : guestCases(2, ['--only', 'guest.lag.']);
-  const { textTable, markdownTable, verdictSummary } = require('./lib/report');
-  const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
-  const result = {
-    schema: 1,
-    command,
-    date: new Date().toISOString(),
-    elapsedS: Math.round((Date.now() - started) / 1000),
-    quick,
-    builds,
-    host: host && host.env,
-    guest: guest && { ...guest.env, hugePages: guest.hugePages, elapsedS: guest.elapsedS },
-    cases: [...(host?.cases ?? []), ...(guest?.cases ?? []), ...(guest2?.cases ?? [])],
-  };
-  const resultsDir = quick ? cacheDir : path.join(benchDir, 'results');
-  fs.mkdirSync(resultsDir, { recursive: true });
-  const jsonFile = path.join(resultsDir, quick ? 'quick.json' : 'latest.json');
-  fs.writeFileSync(jsonFile, JSON.stringify(result, null, 1) + '\n');
-  fs.writeFileSync(path.join(resultsDir, quick ? 'quick.md' : 'latest.md'), markdown(result, markdownTable, verdictSummary));
+// --- the table ----------------------------------------------------------------
 
-  console.log(`\n=== results (${command}, ${result.elapsedS} s) ===`);
-  console.log(describeEnv(result));
-  console.log('');
-  console.log(textTable(result));
-  console.log('\ntargets:');
-  console.log(verdictSummary(result));
-  console.log(`\nwritten: ${path.relative(root, jsonFile)} (+ .md)`);
+const ratio = (a, b) => (a && b ? a.median / b.median : NaN);
+const times = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
+
+function verdict(row, rows) {
+  const t = row.target ?? {};
+  const lib = row.lib.median;
+  const judge = (value, limit) => (value <= limit ? 'met' : `**missed** (+${Math.round((value / limit - 1) * 100)}%)`);
+  if (t.ratio) return [`≤ ${t.ratio}×`, judge(ratio(row.lib, row.c), t.ratio)];
+  if (t.ns) return [`≤ ${fmt(t.ns)}`, judge(lib, t.ns)];
+  if (t.vs) {
+    const x = lib / rows.find((r) => r.id === t.vs).lib.median;
+    return t.max ? [`≤ ${t.max}× the 1-live row`, `${times(x)} of it: ${judge(x, t.max)}`] : ['–', `${times(x)} the 1-live row`];
+  }
+  if (t.overhead) return ['–', `+${fmt(lib - row.c.median)} per access`];
+  return ['–', ''];
 }
 
-function describeEnv(r) {
-  const lines = [];
-  if (r.host) lines.push(`host: Linux ${r.host.kernel}, ${r.host.cpus} × ${r.host.cpu}, Node ${r.host.node}`);
-  if (r.guest) {
-    const hp = r.guest.hugePages;
-    const pages = hp?.used ? `${hp.reserved} huge pages of 2 MiB for the 1 GiB huge case` : `no huge pages (${hp?.reserved ?? 0} of ${hp?.requested} reserved): 4 KiB pages only`;
-    lines.push(`guest: Linux ${r.guest.kernel} under QEMU TCG (1 vCPU, ${r.guest.memMiB} MiB, emulated VT-d, edu), ${pages}`);
+function table(suite) {
+  const lines = [
+    '| case | C, Node\'s thread count | C, 1 thread | lib (min–max) | lib / C | lib / C 1-thread | target | status |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const row of suite.rows) {
+    const [target, status] = verdict(row, suite.rows);
+    const lib = `${fmt(row.lib.median)} (${fmt(row.lib.min)}–${fmt(row.lib.max)})`;
+    lines.push(`| ${row.title} | ${row.c ? fmt(row.c.median) : '–'} | ${row.c1 ? fmt(row.c1.median) : '–'} | ${lib} | ${times(ratio(row.lib, row.c))} | ${times(ratio(row.lib, row.c1))} | ${target} | ${status} |`);
   }
-  lines.push(`C reference: ${r.builds.compiler}; npm ioctl package: ${r.builds.ioctlPackage}`);
   return lines.join('\n');
 }
 
-function markdown(r, markdownTable, verdictSummary) {
-  return [
-    `# Benchmark results`,
-    '',
-    `\`${r.command}\`, ${r.date.slice(0, 10)}, ${r.elapsedS} s.`,
-    '',
-    describeEnv(r)
-      .split('\n')
-      .map((l) => `- ${l}`)
-      .join('\n'),
-    '',
-    'Medians over interleaved rounds (C batch, JS batch, alternating order), min–max across rounds.',
-    '',
-    markdownTable(r),
-    '',
-    '```',
-    verdictSummary(r),
-    '```',
-    '',
-  ].join('\n');
+function describe(suite) {
+  const where = suite.where === 'guest' ? 'guest (QEMU TCG, 1 vCPU, edu; runs under flock)' : 'host';
+  const l = suite.load;
+  return `**${where}**, ${suite.date.slice(0, 16).replace('T', ' ')} UTC: Linux ${suite.kernel}, ${suite.cpus} × ${suite.cpu}, Node ${suite.node}, ${suite.rounds} rounds (medians); C's threads as Node's: ${suite.rows[0]?.threads}; host load (1/5/15 min) before ${l.before.join(' ')}, after ${l.after.join(' ')}.`;
+}
+
+function render(results) {
+  return ['host', 'guest']
+    .filter((w) => results[w])
+    .map((w) => `${describe(results[w])}\n\n${table(results[w])}`)
+    .join('\n\n');
+}
+
+function rewriteReadme(results) {
+  const file = path.join(root, 'README.md');
+  const text = fs.readFileSync(file, 'utf8');
+  const begin = '<!-- bench:begin -->';
+  const end = '<!-- bench:end -->';
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`README.md has no ${begin} … ${end} markers`);
+  fs.writeFileSync(file, `${text.slice(0, i + begin.length)}\n${render(results)}\n${text.slice(j)}`);
+  console.log('bench: README.md table rewritten');
+}
+
+function main() {
+  const previous = fs.existsSync(resultsFile) ? JSON.parse(fs.readFileSync(resultsFile, 'utf8')) : {};
+  if (argv.includes('--readme-only')) return rewriteReadme(previous);
+  build();
+  const results = { ...previous };
+  if (only !== 'guest') results.host = host();
+  if (only !== 'host') results.guest = guest();
+  fs.writeFileSync(resultsFile, JSON.stringify(results, null, 1) + '\n');
+  console.log(`\n${render(results)}\n\nwritten: ${path.relative(root, resultsFile)}`);
+  if (argv.includes('--readme')) {
+    if (quick) throw new Error('--quick results never go into the README');
+    rewriteReadme(results);
+  }
 }
 
 try {
