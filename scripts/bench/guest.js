@@ -118,7 +118,7 @@ function mapCase(id, title, memory, size, count, batches, rounds) {
     id,
     title,
     rounds,
-    c: (n) => ref('map', n, { size, count, batches, fd: 3 }, [memory.fd]),
+    c: (n) => ref('map', n, { group, size, count, batches, fd: 3 }, [memory.fd]),
     lib: () =>
       within(openIommu, (d) => {
         const buffer = vfio.DmaBuffer.fromFd(memory.fd, { size: size * count });
@@ -154,13 +154,13 @@ async function main() {
 
   const chunks = s.quick ? 16 : 64;
   const small = sharedMemory(chunks * 2 * MiB);
-  await mapCase('guest.map.2m', `MAP + UNMAP 2 MiB × ${chunks}, per chunk`, small, 2 * MiB, chunks, 3);
+  await mapCase('guest.map.2m', `MAP + UNMAP 2 MiB × ${chunks}, per chunk`, small, 2 * MiB, chunks, 10);
   small.close();
 
   // 1 GiB in 2 MiB pages first, while the guest's memory is still in one
   // piece; the pages go back before the 4 KiB case, which needs that memory.
   const big = s.quick ? 256 * MiB : GiB;
-  const bigName = `${big / MiB} MiB`;
+  const bigName = big === GiB ? '1 GiB' : `${big / MiB} MiB`;
   const wanted = big / (2 * MiB) + 8;
   const hugePages = setHugePages(wanted);
   if (hugePages >= wanted - 8) {
@@ -200,6 +200,7 @@ async function main() {
       }),
     target: { ratio: 2.2 },
   });
+  // edu completes each DMA from a 100 ms QEMU timer: the round trip is mostly two of those.
   const trips = s.quick ? 1 : 3;
   await s.run({
     id: 'guest.dma',
@@ -217,7 +218,6 @@ async function main() {
         }
       }),
     target: { ratio: 1.2 },
-    note: 'edu completes each DMA from a 100 ms QEMU timer: the round trip is mostly two of those',
   });
   s.finish({ hugePages });
 }

@@ -179,11 +179,10 @@ async function main() {
   const [eventfd] = twin.eventfds;
   await s.run({
     id: 'host.syscall',
-    title: 'cheap syscall: irq.trigger() → write(2) on the MSI eventfd',
+    title: 'cheap syscall: irq.trigger() → write(2) on the MSI eventfd (C: the write(2))',
     c: c('eventfd-write', { iters }),
     lib: fastest(() => trigger(msi, iters)),
     target: { ratio: 1.3 },
-    note: 'the device is the no-op twin, whose SET_IRQS(ACTION_TRIGGER) writes the eventfd through the addon, as the kernel would; C: write(2) on an eventfd in an epoll set',
   });
   await s.run({
     id: 'host.syscall.addon',
@@ -195,11 +194,10 @@ async function main() {
   const raise = () => eventfd.signal(1);
   await s.run({
     id: 'host.irq.listener',
-    title: "eventfd signalled → 'interrupt' listener",
+    title: "eventfd signalled → 'interrupt' listener (C: epoll_wait, read)",
     c: c('eventfd-epoll', { count }),
     lib: async () => (await listenerLatency(msi, raise, null, count), listenerLatency(msi, raise, null, count)),
     target: { ratio: 2 },
-    note: 'C: write(2), epoll_wait, read(2); JS: eventfd.signal(1) → uv_poll → the listener (median of each batch)',
   });
   await s.run({
     id: 'host.irq.wait',
@@ -212,15 +210,14 @@ async function main() {
   const barIters = 200000;
   await s.run({
     id: 'host.bar.read32',
-    title: 'BAR-style read32 on a RegionMapping over RAM',
+    title: 'BAR-style read32 on a RegionMapping over a page of RAM (C: a volatile load)',
     c: c('ram-read', { iters: barIters }),
     lib: fastest(() => barRead(bar, barIters)),
     target: { overhead: true },
-    note: 'C: a volatile 32-bit load; JS: RegionMapping.read32 (checks, then Atomics.load on a view of the page)',
   });
   await s.run({
     id: 'host.bar.write32',
-    title: 'BAR-style write32 on a RegionMapping over RAM',
+    title: 'BAR-style write32, the same (C: a volatile store)',
     c: c('ram-write', { iters: barIters }),
     lib: fastest(() => barWrite(bar, barIters)),
     target: { overhead: true },
@@ -233,10 +230,9 @@ async function main() {
   const allocs = 500;
   await s.run({
     id: 'host.dmabuf',
-    title: 'DmaBuffer.allocate(4 KiB) + close()',
+    title: 'DmaBuffer.allocate(4 KiB) + close() (C: mmap, madvise, munmap)',
     c: c('dmabuf', { iters: allocs }),
     lib: fastest(() => allocClose(allocs)),
-    note: 'the real addon: mmap, madvise(MADV_DONTFORK), munmap',
   });
   s.finish();
 }

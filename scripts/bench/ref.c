@@ -132,23 +132,6 @@ static double case_eventfd_write(void) {
 	return best(signal_batch, &q.eventfd);
 }
 
-/* write(eventfd) → epoll_wait returns → read: the JS side's listener / irq.wait(). */
-static double case_eventfd_epoll(void) {
-	uint64_t count = num("count", "1000"), one = 1;
-	double *lat = calloc(count, sizeof *lat);
-	struct irq q;
-	irq_open(&q);
-	for (int pass = 0; pass < 2; pass++) {
-		for (uint64_t i = 0; i < count; i++) {
-			uint64_t t0 = now_ns();
-			if (write(q.eventfd, &one, sizeof one) != sizeof one) die("write eventfd");
-			irq_wait(&q);
-			lat[i] = (double)(now_ns() - t0);
-		}
-	}
-	return median(lat, count);
-}
-
 /* ---- memory ---------------------------------------------------------------- */
 
 /* DmaBuffer.allocate(4096).close(): mmap, madvise(MADV_DONTFORK), munmap. */
@@ -197,7 +180,6 @@ static double case_populate(void) {
 struct vfio {
 	int container, group, device;
 	volatile uint8_t *bar0;
-	size_t bar0_size;
 };
 
 static void vfio_open(struct vfio *v, int with_device) {
@@ -221,7 +203,6 @@ static void vfio_open(struct vfio *v, int with_device) {
 	void *p = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t)bar.offset);
 	if (p == MAP_FAILED) die("mmap BAR0");
 	v->bar0 = p;
-	v->bar0_size = bar.size;
 }
 
 static uint32_t rd(struct vfio *v, unsigned reg) { return *(volatile uint32_t *)(v->bar0 + reg); }
@@ -234,12 +215,14 @@ static void ack(struct vfio *v) {
 
 static void msi_enable(struct vfio *v, struct irq *q) {
 	irq_open(q);
-	char buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
-	struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
-	*set = (struct vfio_irq_set){.argsz = sizeof buf, .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-	                             .index = VFIO_PCI_MSI_IRQ_INDEX, .count = 1};
-	memcpy(set->data, &q->eventfd, sizeof(int32_t));
-	CHECK(ioctl(v->device, VFIO_DEVICE_SET_IRQS, set), "VFIO_DEVICE_SET_IRQS");
+	union {
+		struct vfio_irq_set set;
+		char bytes[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+	} u;
+	u.set = (struct vfio_irq_set){.argsz = sizeof u, .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+	                              .index = VFIO_PCI_MSI_IRQ_INDEX, .count = 1};
+	memcpy(u.set.data, &q->eventfd, sizeof(int32_t));
+	CHECK(ioctl(v->device, VFIO_DEVICE_SET_IRQS, &u.set), "VFIO_DEVICE_SET_IRQS");
 }
 
 static void map_dma(int container, void *vaddr, uint64_t iova, uint64_t size) {
@@ -296,24 +279,37 @@ static double case_map(void) {
 	return best(map_chunks, &j);
 }
 
-/* edu raise-interrupt write → MSI → eventfd → epoll_wait returns. */
-static double case_msi(void) {
-	uint64_t count = num("count", "200");
+/*
+ * Median ns from raising an interrupt to epoll_wait returning and the count
+ * read: a write(2) to the eventfd (v NULL; the JS side: the eventfd's
+ * listener or irq.wait()), or edu's raise-interrupt register and its MSI.
+ */
+static double latency(struct vfio *v, struct irq *q) {
+	uint64_t count = num("count", "1000"), one = 1;
 	double *lat = calloc(count, sizeof *lat);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t i = 0; i < count; i++) {
+			uint64_t t0 = now_ns();
+			if (v) wr(v, IRQ_RAISE, 1);
+			else if (write(q->eventfd, &one, sizeof one) != sizeof one) die("write eventfd");
+			irq_wait(q);
+			lat[i] = (double)(now_ns() - t0);
+			if (v) ack(v);
+		}
+	}
+	return median(lat, count);
+}
+static double case_eventfd_epoll(void) {
+	struct irq q;
+	irq_open(&q);
+	return latency(NULL, &q);
+}
+static double case_msi(void) {
 	struct vfio v;
 	struct irq q;
 	vfio_open(&v, 1);
 	msi_enable(&v, &q);
-	for (int pass = 0; pass < 2; pass++) {
-		for (uint64_t i = 0; i < (pass ? count : 20); i++) {
-			uint64_t t0 = now_ns();
-			wr(&v, IRQ_RAISE, 1);
-			irq_wait(&q);
-			lat[i] = (double)(now_ns() - t0);
-			ack(&v);
-		}
-	}
-	return median(lat, count);
+	return latency(&v, &q);
 }
 
 /* One edu DMA: program it, wait for its completion MSI. */
