@@ -7,9 +7,12 @@
 //   npx tsc -p . && node scripts/bench/books.js [--rounds N] [--quick] [--json]
 //
 // Layout: one 4 KiB mapping every 8 KiB, so every other page is a hole.
-//   pair      insert a mapping into a random hole, then remove it
-//   findFree  2 pages at page alignment: no hole fits, the answer lies past
-//             the last mapping (the case a VM manager placing RAM meets)
+//   pair        insert a mapping into a random hole, then remove it
+//   findFree    2 pages at page alignment: no hole fits, the answer lies past
+//               the last mapping (the case a VM manager placing RAM meets)
+//   misaligned  1 page at 2-page alignment: every hole is long enough but
+//               none is aligned, so both sides must look at each one (the
+//               worst case of IovaBooks.findFree: O(n), as the array)
 // Each round times a batch sized to take ~20 ms of CPU; the figure is the
 // median of the rounds, in ns per operation.
 'use strict';
@@ -90,6 +93,7 @@ function cases(make, n) {
       if (!books.remove(m)) throw new Error('remove missed');
     },
     findFree: () => books.findFree(2n * PAGE, PAGE, WINDOWS),
+    misaligned: () => books.findFree(PAGE, 2n * PAGE, WINDOWS),
   };
 }
 
@@ -110,22 +114,24 @@ for (let round = 0; round < rounds; round++) {
     r.ns.push((cpuNs() - t0) / r.batch);
   }
 }
+const ops = ['pair', 'findFree', 'misaligned'];
 const at = (n, side, op) => median(runs.find((r) => r.n === n && r.side === side && r.op === op).ns);
 const rows = counts.map((n) => ({
   n,
-  books: { pair: at(n, 'books', 'pair'), findFree: at(n, 'books', 'findFree') },
-  sorted: { pair: at(n, 'array', 'pair'), findFree: at(n, 'array', 'findFree') },
+  ...Object.fromEntries(ops.flatMap((op) => Object.keys(sides).map((side) => [`${op}.${side}`, at(n, side, op)]))),
 }));
 
 if (argv.includes('--json')) {
-  console.log(JSON.stringify({ node: process.version, rounds, rows }, null, 2));
+  console.log(JSON.stringify({ node: process.version, rounds, unit: 'ns per operation', rows }, null, 2));
 } else {
   const f = (ns) => (ns >= 10000 ? `${(ns / 1000).toFixed(0)} µs` : ns >= 1000 ? `${(ns / 1000).toFixed(1)} µs` : `${ns.toFixed(0)} ns`);
-  const line = (cells) => console.log(cells.map((c, i) => String(c).padStart(i === 0 ? 6 : 16)).join(''));
-  console.log(`node ${process.version}, median of ${rounds} rounds, per operation`);
-  line(['live', 'pair: books', 'pair: array', 'findFree: books', 'findFree: array']);
-  for (const { n, books, sorted } of rows) line([n, f(books.pair), f(sorted.pair), f(books.findFree), f(sorted.findFree)]);
-  const first = rows[0].books;
-  const last = rows.at(-1).books;
-  console.log(`books at ${rows.at(-1).n} live / at ${rows[0].n}: pair ${(last.pair / first.pair).toFixed(2)}×, findFree ${(last.findFree / first.findFree).toFixed(2)}×`);
+  const columns = ops.flatMap((op) => Object.keys(sides).map((side) => `${op}.${side}`));
+  const line = (cells) => console.log(cells.map((c, i) => String(c).padStart(i === 0 ? 6 : 18)).join(''));
+  console.log(`node ${process.version}, CPU time per operation, median of ${rounds} rounds`);
+  line(['live', ...columns]);
+  for (const row of rows) line([row.n, ...columns.map((c) => f(row[c]))]);
+  const first = rows[0];
+  const last = rows.at(-1);
+  const ratio = (c) => `${c} ${(last[c] / first[c]).toFixed(1)}×`;
+  console.log(`at ${last.n} live / at ${first.n}: ${columns.map(ratio).join(', ')}`);
 }

@@ -97,8 +97,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 /** Runs ops on both, comparing every answer; returns the books for more checks. */
-function run(ops: Op[]): { books: IovaBooks<Item>; model: Model } {
-  const books = new IovaBooks<Item>();
+function run(ops: Op[], order?: number): { books: IovaBooks<Item>; model: Model } {
+  const books = new IovaBooks<Item>(order);
   const model = new Model();
   for (const o of ops) {
     switch (o.op) {
@@ -133,21 +133,68 @@ function run(ops: Op[]): { books: IovaBooks<Item>; model: Model } {
         break;
     }
     assert.equal(books.size, model.items.length);
-    if (books.size < 200 || books.size % 64 === 0) books.audit();
+    if (books.size < 40 || books.size % 16 === 0) books.audit();
   }
   assert.deepEqual([...books], model.items);
   return { books, model };
 }
 
 describe('iova books (mapping bookkeeping)', () => {
+  // Order 4 (nodes of 4) reaches every split, borrow and merge, and a tree
+  // several levels deep, with a few dozen intervals; 32 is the default.
   it('answers every query as a sorted array does, over random operations', () => {
-    fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 200, size: "max" }), (ops) => void run(ops)), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.constantFrom(4, 5, 32), fc.array(opArb, { minLength: 1, maxLength: 200, size: 'max' }), (order, ops) => void run(ops, order)),
+      { numRuns: 300 },
+    );
   });
 
-  it('stays equal to the sorted array over one long run of thousands of operations', () => {
-    const ops = fc.sample(opArb, { numRuns: 6000, seed: 11 });
-    const { books } = run(ops);
-    assert.ok(books.size > 100, `the run should grow a real tree, got ${books.size}`);
+  for (const order of [4, 32]) {
+    it(`stays equal to the sorted array over one long run of thousands of operations (order ${order})`, () => {
+      const ops = fc.sample(opArb, { numRuns: 6000, seed: 11 });
+      const { books } = run(ops, order);
+      assert.ok(books.size > 100, `the run should grow a real tree, got ${books.size}`);
+    });
+  }
+
+  it('grows through every split and shrinks through every merge back to empty', () => {
+    const books = new IovaBooks<Item>(4);
+    const model = new Model();
+    const rand = fc.sample(fc.integer({ min: 0, max: 2 ** 30 }), { numRuns: 20000, seed: 7 });
+    let r = 0;
+    const next = () => rand[r++ % rand.length];
+    const ms = Array.from({ length: 1500 }, (_, i) => item(BigInt(i) * 3n * PAGE, BigInt(1 + (i % 2)) * PAGE));
+    const shuffle = (a: Item[]) => {
+      for (let i = a.length - 1; i > 0; i--) {
+        const j = next() % (i + 1);
+        [a[i], a[j]] = [a[j], a[i]];
+      }
+      return a;
+    };
+    let tallest = 0;
+    const check = (step: number) => {
+      const probe = BigInt(next() % 4600) * PAGE;
+      assert.deepEqual(books.inRange(probe, 4n * PAGE), model.overlaps(probe, 4n * PAGE));
+      assert.equal(books.findFree(PAGE, PAGE, [win(probe, TOP - 1n)]), model.findFree(PAGE, PAGE, [win(probe, TOP - 1n)]));
+      assert.equal(books.findFree(2n * PAGE, 2n * PAGE, [win(probe, TOP - 1n)]), model.findFree(2n * PAGE, 2n * PAGE, [win(probe, TOP - 1n)]));
+      if (step % 97 === 0) books.audit();
+    };
+    shuffle([...ms]).forEach((m, i) => {
+      books.insert(m);
+      model.insert(m);
+      tallest = Math.max(tallest, books.height);
+      check(i);
+    });
+    assert.ok(tallest >= 6, `order 4 with 1500 intervals should be deep, got ${tallest}`);
+    assert.deepEqual([...books], ms);
+    shuffle([...ms]).forEach((m, i) => {
+      assert.equal(books.remove(m), true);
+      model.remove(m);
+      check(i);
+    });
+    books.audit();
+    assert.equal(books.size, 0);
+    assert.equal(books.height, 1);
   });
 
   describe('edge cases', () => {
@@ -282,13 +329,163 @@ describe('iova books (mapping bookkeeping)', () => {
     });
   });
 
-  it('stays balanced when mappings come in IOVA order and leave from the front', () => {
+  it('keeps the rounded-interval flags right through full leaves, splits, borrows and merges', () => {
+    const books = new IovaBooks<Item>();
+    const model = new Model();
+    const base = TOP - 0x100000n;
+    // Every third byte: none of these is a double, all share a few doubles.
+    const ms = Array.from({ length: 300 }, (_, i) => item(base + BigInt(i) * 3n, BigInt(1 + (i % 2))));
+    const order = fc.sample(fc.nat(), { numRuns: 600, seed: 3 });
+    const shuffled = ms.map((m, i) => [order[i], m] as const).sort((a, b) => a[0] - b[0]).map(([, m]) => m);
+    const check = () => {
+      books.audit();
+      for (const size of [1n, 2n, 3n]) {
+        assert.equal(books.findFree(size, 1n, [win(base, TOP - 1n)]), model.findFree(size, 1n, [win(base, TOP - 1n)]));
+      }
+    };
+    shuffled.forEach((m, i) => {
+      books.insert(m);
+      model.insert(m);
+      if (i % 10 === 0) check();
+    });
+    assert.deepEqual([...books], ms);
+    shuffled.forEach((m, i) => {
+      if (i % 3 === 0) return;
+      books.remove(m);
+      model.remove(m);
+      if (i % 10 === 0) check();
+    });
+    check();
+    assert.deepEqual([...books], model.items);
+  });
+
+  // Near 2^64 a double is 2 KiB wide: X is one, X - 5 and X + 1023 round to X.
+  // Every layout puts the node boundaries somewhere else around X.
+  const X = TOP - 0x100000n;
+  const layouts = () =>
+    Array.from({ length: 12 }, (_, shift) => {
+      const b = new IovaBooks<Item>(4);
+      for (let i = 0; i < shift; i++) b.insert(item(X - 0x80000n + BigInt(i) * PAGE, 0x800n));
+      for (let i = 0; i < 8; i++) b.insert(item(X + BigInt(i) * PAGE, 0x800n));
+      return b;
+    });
+
+  it('walks long runs of gaps too short once aligned, along leaves and past leaves without gaps', () => {
+    for (const order of [4, 32]) {
+      const books = new IovaBooks<Item>(order);
+      const model = new Model();
+      // Runs of 50 one-page intervals packed tight, then 50 with a one-page hole after each.
+      let at = 0n;
+      for (let i = 0; i < 1000; i++) {
+        const m = item(at, PAGE);
+        books.insert(m);
+        model.insert(m);
+        at += Math.floor(i / 50) % 2 ? 2n * PAGE : PAGE;
+      }
+      const ask = (size: bigint, alignment: bigint, start = 0n) => {
+        const w = [win(start, TOP - 1n)];
+        assert.equal(books.findFree(size, alignment, w), model.findFree(size, alignment, w), `order ${order}: ${size} at ${alignment} from ${start}`);
+      };
+      const probes = () => {
+        for (const [size, alignment] of [[PAGE, PAGE], [PAGE, 2n * PAGE], [PAGE, 3n * PAGE], [2n * PAGE, PAGE], [0x800n, 0x800n]]) {
+          ask(size, alignment);
+          ask(size, alignment, 700n * PAGE + 1n);
+        }
+      };
+      probes();
+      for (const i of [990, 900, 620, 615, 70, 3]) {
+        const m = model.items[i];
+        books.remove(m);
+        model.remove(m);
+        probes();
+      }
+      books.audit();
+    }
+  });
+
+  it('a rounded start just below an exact one sorts before it, wherever the node boundaries fall', () => {
+    for (const b of layouts()) {
+      const k = item(X - 5n, 2n);
+      assert.throws(() => b.insert(item(X - 5n, 6n)), /overlaps/);
+      b.insert(k);
+      b.audit();
+      assert.equal(b.has(k), true);
+      assert.equal(b.firstOverlap(X - 4n, 1n), k);
+      assert.equal(b.firstOverlap(X - 3n, 3n), undefined);
+      assert.deepEqual(b.inRange(X - 5n, 6n), [k, b.firstOverlap(X, 1n)]);
+      assert.equal(b.findFree(1n, 1n, [win(X - 5n, TOP - 1n)]), X - 3n);
+      assert.throws(() => b.insert(item(X - 4n, 1n)), /overlaps/);
+      assert.equal(b.remove(k), true);
+      b.audit();
+    }
+  });
+
+  it('a gap that rounding hides (an exact end, a rounded start 1023 bytes on) is still found', () => {
+    const end7 = X + 7n * PAGE + 0x800n;
+    for (let shift = 0; shift < 12; shift++) {
+      // Built in order, so that in some layout the rounded interval opens a leaf.
+      const b = new IovaBooks<Item>(4);
+      for (let i = 0; i < shift; i++) b.insert(item(X - 0x80000n + BigInt(i) * PAGE, 0x800n));
+      for (let i = 0; i < 8; i++) b.insert(item(X + BigInt(i) * PAGE, 0x800n));
+      b.insert(item(end7 + 1023n, 0x400n));
+      for (let i = 8; i < 12; i++) b.insert(item(X + BigInt(i) * PAGE, 0x800n));
+      b.audit();
+      assert.equal(b.findFree(1000n, 1n, [win(X + 7n * PAGE, TOP - 1n)]), end7, `layout ${shift}`);
+      assert.equal(b.findFree(1024n, 1n, [win(X + 7n * PAGE, TOP - 1n)]), X + 8n * PAGE + 0x800n, 'not in 1023 bytes, nor in the 1 byte after');
+    }
+  });
+
+  it('a gap that rounding hides is found past a run of leaves without any gap', () => {
+    for (let shift = 0; shift < 12; shift++) {
+      // Packed tight: no gap anywhere but the hidden 1023 bytes, wherever it falls among the leaves.
+      const b = new IovaBooks<Item>(4);
+      const base = X - 0x40000n;
+      let at = base;
+      for (let i = 0; i < 40 + shift; i++, at += 0x800n) b.insert(item(at, 0x800n));
+      const hidden = at;
+      b.insert(item(at + 1023n, 0x800n - 1023n));
+      at += 0x800n;
+      for (let i = 0; i < 40; i++, at += 0x800n) b.insert(item(at, 0x800n));
+      b.audit();
+      assert.equal(b.findFree(1000n, 1n, [win(base, TOP - 1n)]), hidden, `layout ${shift}`);
+      assert.equal(b.findFree(1024n, 1n, [win(base, TOP - 1n)]), at);
+    }
+  });
+
+  it('an interval overlapping a rounded neighbour in the leaf before is refused', () => {
+    for (let shift = 0; shift < 12; shift++) {
+      const b = new IovaBooks<Item>(4);
+      for (let i = 0; i < shift; i++) b.insert(item(X - 0x80000n + BigInt(i) * PAGE, 0x800n));
+      b.insert(item(X - 3000n, 2996n)); // ends at X - 4, which rounds to X
+      for (let i = 0; i < 8; i++) b.insert(item(X + BigInt(i) * PAGE, 0x800n));
+      assert.throws(() => b.insert(item(X - 5n, 2n)), /overlaps/, `layout ${shift}`);
+      const k = item(X - 4n, 2n);
+      b.insert(k);
+      b.audit();
+      assert.equal(b.firstOverlap(X - 5n, 2n)!.iova, X - 3000n);
+      assert.deepEqual(b.inRange(X - 4n, 5n), [k, b.firstOverlap(X, 1n)]);
+    }
+  });
+
+  it('the leftmost leaf borrows from a full neighbour whose last interval is rounded', () => {
+    // In order: the first leaf splits at 33 into 16 + 17, the second fills to 32
+    // (bit 31 of its flags set); emptying the first below 8 makes it borrow.
+    const b = new IovaBooks<Item>();
+    const ms = Array.from({ length: 48 }, (_, i) => item(X + BigInt(i) * 3n, 1n));
+    ms.forEach((m) => b.insert(m));
+    ms.slice(0, 9).forEach((m) => b.remove(m));
+    b.audit();
+    assert.deepEqual([...b], ms.slice(9));
+  });
+
+  it('stays shallow when mappings come in IOVA order and leave from the front', () => {
     const b = new IovaBooks<Item>();
     const ms = Array.from({ length: 4096 }, (_, i) => item(BigInt(i) * PAGE, PAGE));
     ms.forEach((m) => b.insert(m));
-    assert.ok(b.height <= 13, `4096 in order: AVL bound 13, got ${b.height}`);
-    ms.slice(0, 3072).forEach((m) => b.remove(m));
-    assert.ok(b.height <= 11, `1024 left: AVL bound 11, got ${b.height}`);
+    assert.equal(b.height, 3, '4096 in order: leaves half full, 256 of them under 16 inner nodes under the root');
+    b.audit();
+    ms.slice(0, 4000).forEach((m) => b.remove(m));
+    assert.ok(b.height <= 2, `96 left: ${b.height} levels`);
     b.audit();
   });
 
@@ -299,7 +496,7 @@ describe('iova books (mapping bookkeeping)', () => {
     for (let i = 0; i < 65535; i++) ms.push(item(BigInt((i * 40507) % 65535) * 2n * PAGE, PAGE));
     for (const m of ms) b.insert(m);
     assert.equal(b.size, 65535);
-    assert.ok(b.height <= 23, `AVL height bound 1.44 log2(n + 2) = 23, got ${b.height}`);
+    assert.equal(b.height, 4, 'order 32, 65,535 intervals: 4 levels');
     b.audit();
     const top = 65535n * 2n * PAGE;
     assert.equal(b.findFree(2n * PAGE, PAGE, [win(0n, TOP - 1n)]), top - PAGE);
