@@ -8,11 +8,34 @@ namespace vfio {
 
 AddonData& GetAddonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 
+namespace {
+
+// Node-API can call one JS function at a time, and each crossing costs more
+// than a bind: the loop over an object's methods runs in JS. The builtins
+// are the ones found when the addon loads; a later replacement of them is
+// never called. (Even one replaced before that gains nothing: a bound
+// method checks its token against the registry before acting.)
+constexpr char kInstallMethods[] = R"js(
+'use strict';
+(function (bind, apply, defineProperty) {
+  return function installMethods(object, names, methods, token) {
+    for (let i = 0; i < names.length; i++) {
+      defineProperty(object, names[i], { value: apply(bind, methods[i], [token]) });
+    }
+  };
+})(Function.prototype.bind, Reflect.apply, Object.defineProperty)
+)js";
+
+}  // namespace
+
 void InitAddonData(Napi::Env env) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
-  Napi::Object function_prototype = env.Global().Get("Function").As<Napi::Object>().Get("prototype").As<Napi::Object>();
-  data->bind = Napi::Persistent(function_prototype.Get("bind").As<Napi::Function>());
+  napi_value script;
+  if (napi_run_script(env, Napi::String::New(env, kInstallMethods), &script) != napi_ok) {
+    throw Napi::Error::New(env, "vfio: cannot define the method installer");
+  }
+  data->install_methods = Napi::Persistent(Napi::Function(env, script));
 }
 
 void GuardConstruction(const Napi::CallbackInfo& info) {
