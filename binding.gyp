@@ -7,6 +7,7 @@
         "native/errors.cc",
         "native/errno_name.cc",
         "native/wrap.cc",
+        "native/registry.cc",
         "native/info_caps.cc",
         "native/access.cc",
         "native/container.cc",

@@ -147,8 +147,35 @@ export function rethrow(e: unknown, what: string, hint?: (code: string) => strin
   if (!isSystemError(e)) throw e;
   const h = hint?.(e.code);
   const message = `${what}: ${e.code}: ${describeErrno(e.errno)}, ${e.syscall}${h ? `; ${h}` : ''}`;
+  throw adopt(e, message, path, h);
+}
+
+/**
+ * The native error itself, made the VfioSystemError: building an Error (its
+ * stack trace) is most of what a failed call costs, so a failure builds one,
+ * not two; its stack starts where lib/ called the addon. An error that
+ * cannot be changed (frozen) is wrapped in a new one instead, as before.
+ */
+function adopt(e: NativeSystemError, message: string, path: string | undefined, hint: string | undefined): VfioSystemError {
   // The native code names errnos Node's table lacks (ENOMEDIUM, EKEYREVOKED...): keep it.
-  throw new VfioSystemError({ errno: e.errno, syscall: e.syscall, code: typeof e.code === 'string' ? e.code : undefined, message, path, hint: h, cause: e });
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  try {
+    const v = Object.setPrototypeOf(e, VfioSystemError.prototype) as Record<string, unknown>;
+    v.name = 'VfioSystemError';
+    v.message = message;
+    if (code === undefined) v.code = errnoName(e.errno);
+    setOrDrop(v, 'path', path);
+    setOrDrop(v, 'hint', hint);
+    return v as unknown as VfioSystemError;
+  } catch {
+    return new VfioSystemError({ errno: e.errno, syscall: e.syscall, code, message, path, hint, cause: e });
+  }
+}
+
+// Only what this rethrow says: an adopted error keeps no path or hint of an earlier one.
+function setOrDrop(v: Record<string, unknown>, key: string, value: string | undefined): void {
+  if (value !== undefined) v[key] = value;
+  else if (Object.hasOwn(v, key)) delete v[key];
 }
 
 function describeErrno(errno: number): string {

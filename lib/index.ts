@@ -12,6 +12,7 @@ export { Type1Iommu, type Type1Info } from './type1';
 export { SpaprTceIommu, DmaWindow, MemoryRegistration, type SpaprInfo, type SpaprOptions } from './spapr';
 export { Kvm, Vm, KvmVfioDevice } from './kvm';
 export { VfioError, VfioSystemError, RuleCode, type RuleCodeValue } from './errors';
+export { VfioArgumentError, VfioRangeError, ArgCode, type ArgCodeValue } from './args';
 export { hex, type Iova } from './iova';
 export * as sysfs from './sysfs';
 

@@ -8,6 +8,7 @@ import type { Container } from './container';
 import { DmaBuffer } from './dma-buffer';
 import { DmaMapping } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
+import { IovaBooks } from './iova-books';
 import { hex, IOVA_LIMIT, isAligned } from './iova';
 import { native, type NativeContainer } from './native';
 import { memlockHint } from './hints';
@@ -49,8 +50,8 @@ export abstract class Iommu {
 
   readonly #owner: Container;
   protected readonly container: NativeContainer;
-  /** Live and in-flight mappings, sorted by IOVA. */
-  readonly #mappings: DmaMapping[] = [];
+  /** Live and in-flight mappings: O(log n) at the kernel's 65,535 (lib/iova-books.ts). */
+  readonly #mappings = new IovaBooks<DmaMapping>();
   readonly #pending = new Set<DmaMapping>();
   #gone = false;
 
@@ -74,7 +75,9 @@ export abstract class Iommu {
 
   /** Live mappings, sorted by IOVA. */
   get mappings(): readonly DmaMapping[] {
-    return this.#mappings.filter((m) => !this.#pending.has(m));
+    const live: DmaMapping[] = [];
+    for (const m of this.#mappings) if (!this.#pending.has(m)) live.push(m);
+    return live;
   }
 
   /** Number of map/unmap calls that have not settled yet. */
@@ -167,15 +170,8 @@ export abstract class Iommu {
   }
 
   #findFree(want: bigint, alignment: bigint): bigint {
-    for (const { start, end } of this.windows()) {
-      let candidate = alignUp(start, alignment);
-      for (const m of this.#mappings) {
-        if (m.end <= candidate) continue;
-        if (m.iova >= candidate + want) break;
-        candidate = alignUp(m.end, alignment);
-      }
-      if (candidate + want - 1n <= end) return candidate;
-    }
+    const at = this.#mappings.findFree(want, alignment, this.windows());
+    if (at !== undefined) return at;
     throw new VfioError(RuleCode.IOVA_OUT_OF_RANGE, `${this.description}: no free IOVA range of ${hex(want)} bytes is left`);
   }
 
@@ -184,7 +180,7 @@ export abstract class Iommu {
 
   /** @internal Live mappings, for teardown(). */
   get mappingCount(): number {
-    return this.#mappings.length;
+    return this.#mappings.size;
   }
 
   /**
@@ -193,14 +189,16 @@ export abstract class Iommu {
    * failure the books stay equal to the kernel's.
    */
   releaseAll(): void {
-    if (this.#mappings.length > 0) this.unmapAll();
+    if (this.#mappings.size > 0) this.unmapAll();
   }
 
   /** @internal The kernel dropped the context (the last group left): close with it. */
   contextGone(): void {
     this.#gone = true;
     // Normally empty (teardown unmapped first); the kernel has dropped any left.
-    for (const m of this.#mappings.splice(0)) m.markUnmapped();
+    const left = [...this.#mappings];
+    this.#mappings.clear();
+    for (const m of left) m.markUnmapped();
   }
 
   /** @internal Refuse to close while a map/unmap is in flight. */
@@ -278,9 +276,9 @@ export abstract class Iommu {
     const request: MapRequest = { buffer, offset, size: bigSize, iova: at, readable, writable };
     this.checkMap(request);
     this.#checkOverlap(at, bigSize);
-    this.checkLimit(this.#mappings.length);
+    this.checkLimit(this.#mappings.size);
     const mapping = new DmaMapping({ iommu: this, ...request });
-    this.#insert(mapping);
+    this.#mappings.insert(mapping);
     buffer.addUser(mapping);
     return mapping;
   }
@@ -310,11 +308,7 @@ export abstract class Iommu {
   protected checkLimit(_live: number): void {}
 
   #checkOverlap(iova: bigint, size: bigint): void {
-    // Sorted and disjoint: only the neighbours of the insertion point can overlap.
-    const i = this.#lowerBound(iova);
-    const prev = this.#mappings[i - 1];
-    const next = this.#mappings[i];
-    const hit = prev && prev.end > iova ? prev : next && next.iova < iova + size ? next : undefined;
+    const hit = this.#mappings.firstOverlap(iova, size);
     if (hit) {
       throw new VfioError(
         RuleCode.OVERLAP,
@@ -323,34 +317,8 @@ export abstract class Iommu {
     }
   }
 
-  /** Index of the first mapping at or above `iova`. */
-  #lowerBound(iova: bigint): number {
-    const ms = this.#mappings;
-    let lo = 0;
-    let hi = ms.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (ms[mid].iova < iova) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  #insert(m: DmaMapping): void {
-    this.#mappings.splice(this.#lowerBound(m.iova), 0, m);
-  }
-
-  #isLive(m: DmaMapping): boolean {
-    return this.#mappings[this.#lowerBound(m.iova)] === m;
-  }
-
-  #remove(m: DmaMapping): void {
-    const i = this.#lowerBound(m.iova);
-    if (this.#mappings[i] === m) this.#mappings.splice(i, 1);
-  }
-
   #forget(m: DmaMapping): void {
-    this.#remove(m);
+    this.#mappings.remove(m);
     m.buffer.removeUser(m);
   }
 
@@ -358,7 +326,7 @@ export abstract class Iommu {
     if (isInstance(target, DmaMapping)) {
       const m = target as DmaMapping;
       this.assertUsable();
-      if (m.iommu !== this || !this.#isLive(m)) {
+      if (m.iommu !== this || !this.#mappings.has(m)) {
         throw new VfioError(RuleCode.NO_MAPPING, `${m.description} is not live in the ${this.description}`);
       }
       this.#assertNotPending([m]);
@@ -369,11 +337,8 @@ export abstract class Iommu {
     const size = argU64(optionField(spec, 'size', 'target.size'), 'target.size');
     this.assertUsable();
     if (size === 0n) throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: an unmap needs a size > 0`);
-    const inside: DmaMapping[] = [];
-    const first = this.#lowerBound(iova);
-    const before = this.#mappings[first - 1];
-    if (before && before.end > iova) inside.push(before);
-    for (let i = first; i < this.#mappings.length && this.#mappings[i].iova < iova + size; i++) inside.push(this.#mappings[i]);
+    if (iova + size > IOVA_LIMIT) throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: iova ${hex(iova)} + size ${hex(size)} wraps around 2^64`);
+    const inside = this.#mappings.inRange(iova, size);
     const cut = inside.find((m) => m.iova < iova || m.end > iova + size);
     if (cut) {
       throw new VfioError(
@@ -405,7 +370,7 @@ export abstract class Iommu {
   #settleUnmap(victims: DmaMapping[], unmapped: bigint): void {
     const expected = victims.reduce((n, m) => n + m.size, 0n);
     for (const m of victims) {
-      this.#remove(m);
+      this.#mappings.remove(m);
       m.markUnmapped();
     }
     if (unmapped !== expected) {
@@ -421,8 +386,4 @@ export abstract class Iommu {
       code === 'ENOMEM' ? memlockHint(m.size) : this.mapHint(code, m),
     );
   }
-}
-
-function alignUp(v: bigint, a: bigint): bigint {
-  return ((v + a - 1n) / a) * a;
 }

@@ -85,7 +85,8 @@ function step(plan: Plan, done: readonly string[], run: () => void): void {
   } catch (e) {
     const so = `${done.length > 0 ? `done before it failed: ${done.join(', ')}; ` : 'nothing was changed; '}${plan.subject.description} is still open: call ${plan.verb}() again to finish`;
     if (isSystemError(e)) {
-      throw new VfioSystemError({ errno: e.errno, syscall: e.syscall, message: `${e.message}; ${so}`, path: (e as { path?: string }).path, hint: (e as { hint?: string }).hint, cause: e });
+      const { path, hint } = e as { path?: string; hint?: string };
+      throw new VfioSystemError({ errno: e.errno, syscall: e.syscall, code: e.code, message: `${e.message}; ${so}`, path, hint, cause: e });
     }
     if (e instanceof VfioError) throw new VfioError(e.code, `${e.message}; ${so}`);
     throw e;

@@ -15,7 +15,7 @@ namespace vfio {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Per environment, so worker threads each get their own classes.
-  env.SetInstanceData(new AddonData());
+  InitAddonData(env);
   Container::Init(env, exports);
   Group::Init(env, exports);
   Device::Init(env, exports);

@@ -6,22 +6,22 @@ namespace vfio {
 
 void Container::Init(Napi::Env env, Napi::Object exports) {
   Define(env, {
-                  InstanceMethod("getApiVersion", &Container::GetApiVersion),
-                  InstanceMethod("checkExtension", &Container::CheckExtension),
-                  InstanceMethod("setIommu", &Container::SetIommu),
-                  InstanceMethod("type1GetInfo", &Container::Type1GetInfo),
-                  InstanceMethod("mapDma", &Container::MapDma),
-                  InstanceMethod("mapDmaAsync", &Container::MapDmaAsync),
-                  InstanceMethod("unmapDma", &Container::UnmapDma),
-                  InstanceMethod("unmapDmaAsync", &Container::UnmapDmaAsync),
-                  InstanceMethod("spaprGetInfo", &Container::SpaprGetInfo),
-                  InstanceMethod("enable", &Container::Enable),
-                  InstanceMethod("disable", &Container::Disable),
-                  InstanceMethod("spaprRegisterMemory", &Container::SpaprRegisterMemory),
-                  InstanceMethod("spaprUnregisterMemory", &Container::SpaprUnregisterMemory),
-                  InstanceMethod("spaprCreateWindow", &Container::SpaprCreateWindow),
-                  InstanceMethod("spaprRemoveWindow", &Container::SpaprRemoveWindow),
-                  InstanceMethod("eehPeOp", &Container::EehPeOp),
+                  Method<&Container::GetApiVersion>("getApiVersion"),
+                  Method<&Container::CheckExtension>("checkExtension"),
+                  Method<&Container::SetIommu>("setIommu"),
+                  Method<&Container::Type1GetInfo>("type1GetInfo"),
+                  Method<&Container::MapDma>("mapDma"),
+                  Method<&Container::MapDmaAsync>("mapDmaAsync"),
+                  Method<&Container::UnmapDma>("unmapDma"),
+                  Method<&Container::UnmapDmaAsync>("unmapDmaAsync"),
+                  Method<&Container::SpaprGetInfo>("spaprGetInfo"),
+                  Method<&Container::Enable>("enable"),
+                  Method<&Container::Disable>("disable"),
+                  Method<&Container::SpaprRegisterMemory>("spaprRegisterMemory"),
+                  Method<&Container::SpaprUnregisterMemory>("spaprUnregisterMemory"),
+                  Method<&Container::SpaprCreateWindow>("spaprCreateWindow"),
+                  Method<&Container::SpaprRemoveWindow>("spaprRemoveWindow"),
+                  Method<&Container::EehPeOp>("eehPeOp"),
               });
   auto open = [](const Napi::CallbackInfo& info) { return OpenAs<Container>(info, "/dev/vfio/vfio"); };
   exports.Set("openContainer", Napi::Function::New(env, open, "openContainer"));

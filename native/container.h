@@ -9,7 +9,6 @@ namespace vfio {
 
 class Container : public FdWrap<Container> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d636f6eULL, 0x7461696e65720001ULL};
   static constexpr const char kClassName[] = "Container";
 
   static void Init(Napi::Env env, Napi::Object exports);

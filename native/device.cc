@@ -51,17 +51,17 @@ void SetIrqs(Napi::Env env, int fd, const vfio_irq_set& head, const std::vector<
 
 void Device::Init(Napi::Env env, Napi::Object) {
   Define(env, {
-                  InstanceMethod("getInfo", &Device::GetInfo),
-                  InstanceMethod("getRegionInfo", &Device::GetRegionInfo),
-                  InstanceMethod("getIrqInfo", &Device::GetIrqInfo),
-                  InstanceMethod("setIrqsEventfds", &Device::SetIrqsEventfds),
-                  InstanceMethod("setIrqsNone", &Device::SetIrqsNone),
-                  InstanceMethod("reset", &Device::Reset),
-                  InstanceMethod("read", &Device::Read),
-                  InstanceMethod("write", &Device::Write),
-                  InstanceMethod("readBytes", &Device::ReadBytes),
-                  InstanceMethod("writeBytes", &Device::WriteBytes),
-                  InstanceMethod("mmap", &Device::Mmap),
+                  Method<&Device::GetInfo>("getInfo"),
+                  Method<&Device::GetRegionInfo>("getRegionInfo"),
+                  Method<&Device::GetIrqInfo>("getIrqInfo"),
+                  Method<&Device::SetIrqsEventfds>("setIrqsEventfds"),
+                  Method<&Device::SetIrqsNone>("setIrqsNone"),
+                  Method<&Device::Reset>("reset"),
+                  Method<&Device::Read>("read"),
+                  Method<&Device::Write>("write"),
+                  Method<&Device::ReadBytes>("readBytes"),
+                  Method<&Device::WriteBytes>("writeBytes"),
+                  Method<&Device::Mmap>("mmap"),
               });
 }
 

@@ -10,7 +10,6 @@ namespace vfio {
 
 class Device : public FdWrap<Device> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d646576ULL, 0x6963650000000001ULL};
   static constexpr const char kClassName[] = "Device";
 
   static void Init(Napi::Env env, Napi::Object exports);

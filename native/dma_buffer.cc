@@ -64,8 +64,10 @@ std::shared_ptr<MappedMemory> Mmap(Napi::Env env, size_t size, int flags, int fd
 }  // namespace
 
 void DmaBuffer::Init(Napi::Env env, Napi::Object exports) {
+  // None of its methods is on a hot path, and a VM manager may create one
+  // buffer per memory slot: its methods stay on the prototype.
   Napi::Function constructor = Define(
-      env, {InstanceMethod("arrayBuffer", &DmaBuffer::GetArrayBuffer), InstanceMethod("seals", &DmaBuffer::GetSeals)});
+      env, {Method<&DmaBuffer::GetArrayBuffer>("arrayBuffer"), Method<&DmaBuffer::GetSeals>("seals")}, OwnMethods::kNone);
   DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetSize>(constructor, "size");
   DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetPageSize>(constructor, "pageSize");
   DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetRegularFile>(constructor, "regularFile");

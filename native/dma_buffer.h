@@ -16,7 +16,6 @@ namespace vfio {
 
 class DmaBuffer : public FdWrap<DmaBuffer> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d646d61ULL, 0x2d62756666657201ULL};
   static constexpr const char kClassName[] = "DmaBuffer";
 
   static void Init(Napi::Env env, Napi::Object exports);

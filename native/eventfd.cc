@@ -10,12 +10,12 @@ namespace vfio {
 
 void EventFd::Init(Napi::Env env, Napi::Object exports) {
   Define(env, {
-                  InstanceMethod("start", &EventFd::Start),
-                  InstanceMethod("stop", &EventFd::Stop),
-                  InstanceMethod("ref", &EventFd::RefLoop),
-                  InstanceMethod("unref", &EventFd::UnrefLoop),
-                  InstanceMethod("read", &EventFd::Read),
-                  InstanceMethod("signal", &EventFd::Signal),
+                  Method<&EventFd::Start>("start"),
+                  Method<&EventFd::Stop>("stop"),
+                  Method<&EventFd::RefLoop>("ref"),
+                  Method<&EventFd::UnrefLoop>("unref"),
+                  Method<&EventFd::Read>("read"),
+                  Method<&EventFd::Signal>("signal"),
               });
   exports.Set("createEventFd", Napi::Function::New(env, Create, "createEventFd"));
 }
@@ -30,6 +30,10 @@ Napi::Value EventFd::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = Require(env);
   Napi::Function callback = ArgFunction(info, 0, "callback");
+  // A method taken off the object can run after the object was collected and
+  // before its finalizer closed it: there is no object left to deliver to.
+  Napi::Object self = Value();
+  if (self.IsEmpty()) ThrowClosed(env, kClassName);
   if (handle_ == nullptr) {
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
@@ -47,7 +51,7 @@ Napi::Value EventFd::Start(const Napi::CallbackInfo& info) {
     cleanup_hook_ = true;
   }
   if (!async_context_) {
-    async_context_ = std::make_unique<Napi::AsyncContext>(env, "vfio:EventFd", info.This().As<Napi::Object>());
+    async_context_ = std::make_unique<Napi::AsyncContext>(env, "vfio:EventFd", self);
   }
   int rc = uv_poll_start(handle_, UV_READABLE, OnPoll);
   if (rc < 0) ThrowSystemError(env, -rc, "uv_poll_start");

@@ -13,7 +13,6 @@ namespace vfio {
 
 class EventFd : public FdWrap<EventFd> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d657665ULL, 0x6e74666400000001ULL};
   static constexpr const char kClassName[] = "EventFd";
 
   static void Init(Napi::Env env, Napi::Object exports);

@@ -9,10 +9,10 @@ namespace vfio {
 
 void Group::Init(Napi::Env env, Napi::Object exports) {
   Define(env, {
-                  InstanceMethod("getStatus", &Group::GetStatus),
-                  InstanceMethod("setContainer", &Group::SetContainer),
-                  InstanceMethod("unsetContainer", &Group::UnsetContainer),
-                  InstanceMethod("getDeviceFd", &Group::GetDeviceFd),
+                  Method<&Group::GetStatus>("getStatus"),
+                  Method<&Group::SetContainer>("setContainer"),
+                  Method<&Group::UnsetContainer>("unsetContainer"),
+                  Method<&Group::GetDeviceFd>("getDeviceFd"),
               });
   auto open = [](const Napi::CallbackInfo& info) { return OpenAs<Group>(info, nullptr); };
   exports.Set("openGroup", Napi::Function::New(env, open, "openGroup"));

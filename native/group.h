@@ -9,7 +9,6 @@ namespace vfio {
 
 class Group : public FdWrap<Group> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d67726fULL, 0x7570000000000001ULL};
   static constexpr const char kClassName[] = "Group";
 
   static void Init(Napi::Env env, Napi::Object exports);

@@ -25,9 +25,9 @@ void SetDeviceAttr(Napi::Env env, int fd, uint32_t group, uint64_t attr, const v
 
 void Kvm::Init(Napi::Env env, Napi::Object exports) {
   Define(env, {
-                  InstanceMethod("getApiVersion", &Kvm::GetApiVersion),
-                  InstanceMethod("checkExtension", &Kvm::CheckExtension),
-                  InstanceMethod("createVm", &Kvm::CreateVm),
+                  Method<&Kvm::GetApiVersion>("getApiVersion"),
+                  Method<&Kvm::CheckExtension>("checkExtension"),
+                  Method<&Kvm::CreateVm>("createVm"),
               });
   auto open = [](const Napi::CallbackInfo& info) { return OpenAs<Kvm>(info, "/dev/kvm"); };
   exports.Set("openKvm", Napi::Function::New(env, open, "openKvm"));
@@ -53,8 +53,8 @@ Napi::Value Kvm::CreateVm(const Napi::CallbackInfo& info) {
 
 void Vm::Init(Napi::Env env, Napi::Object exports) {
   Define(env, {
-                  InstanceMethod("checkExtension", &Vm::CheckExtension),
-                  InstanceMethod("createDevice", &Vm::CreateDevice),
+                  Method<&Vm::CheckExtension>("checkExtension"),
+                  Method<&Vm::CreateDevice>("createDevice"),
               });
   exports.Set("adoptVm", Napi::Function::New(env, AdoptVm, "adoptVm"));
 }
@@ -87,9 +87,9 @@ Napi::Value Vm::CreateDevice(const Napi::CallbackInfo& info) {
 
 void KvmDevice::Init(Napi::Env env, Napi::Object) {
   Define(env, {
-                  InstanceMethod("hasAttr", &KvmDevice::HasAttr),
-                  InstanceMethod("setVfioFile", &KvmDevice::SetVfioFile),
-                  InstanceMethod("setSpaprTce", &KvmDevice::SetSpaprTce),
+                  Method<&KvmDevice::HasAttr>("hasAttr"),
+                  Method<&KvmDevice::SetVfioFile>("setVfioFile"),
+                  Method<&KvmDevice::SetSpaprTce>("setSpaprTce"),
               });
 }
 

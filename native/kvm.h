@@ -10,7 +10,6 @@ namespace vfio {
 
 class Kvm : public FdWrap<Kvm> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d6b766dULL, 0x0000000000000001ULL};
   static constexpr const char kClassName[] = "Kvm";
 
   static void Init(Napi::Env env, Napi::Object exports);
@@ -24,7 +23,6 @@ class Kvm : public FdWrap<Kvm> {
 
 class Vm : public FdWrap<Vm> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d6b766dULL, 0x2d766d0000000001ULL};
   static constexpr const char kClassName[] = "Vm";
 
   static void Init(Napi::Env env, Napi::Object exports);
@@ -38,7 +36,6 @@ class Vm : public FdWrap<Vm> {
 
 class KvmDevice : public FdWrap<KvmDevice> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d6b766dULL, 0x2d64657600000001ULL};
   static constexpr const char kClassName[] = "KvmDevice";
 
   static void Init(Napi::Env env, Napi::Object exports);

@@ -12,21 +12,15 @@
 namespace vfio {
 
 void RegionMapping::Init(Napi::Env env, Napi::Object) {
-  Napi::Function constructor =
-      DefineClass(env, kClassName,
-                  {
-                      InstanceMethod("read", &RegionMapping::Read),
-                      InstanceMethod("write", &RegionMapping::Write),
-                      InstanceMethod("arrayBuffer", &RegionMapping::GetArrayBuffer),
-                      InstanceMethod("close", &RegionMapping::Close),
-                  });
+  Napi::Function constructor = DefineWrapClass(env,
+                                                {
+                                                    Method<&RegionMapping::Read>("read"),
+                                                    Method<&RegionMapping::Write>("write"),
+                                                    Method<&RegionMapping::GetArrayBuffer>("arrayBuffer"),
+                                                    Method<&RegionMapping::Close>("close"),
+                                                },
+                                                OwnMethods::kBound);
   DefineGetter<RegionMapping, RegionMapping, &RegionMapping::GetSize>(constructor, "size");
-  RegisterClass<RegionMapping>(env, constructor);
-}
-
-RegionMapping::RegionMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RegionMapping>(info) {
-  GuardConstruction(info);
-  info.This().As<Napi::Object>().TypeTag(&kTypeTag);
 }
 
 Napi::Object RegionMapping::Create(Napi::Env env, int fd, off_t offset, uint64_t size, int prot) {

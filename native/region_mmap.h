@@ -11,12 +11,12 @@
 #include <cstdint>
 
 #include "mapped_memory.h"
+#include "wrap.h"
 
 namespace vfio {
 
-class RegionMapping : public Napi::ObjectWrap<RegionMapping> {
+class RegionMapping : public Wrap<RegionMapping> {
  public:
-  static constexpr napi_type_tag kTypeTag = {0x7666696f2d726567ULL, 0x696f6e6d6d617001ULL};
   static constexpr const char kClassName[] = "RegionMapping";
 
   static void Init(Napi::Env env, Napi::Object exports);
@@ -25,7 +25,7 @@ class RegionMapping : public Napi::ObjectWrap<RegionMapping> {
   // when the device stops decoding memory, which no check here can see.
   static Napi::Object Create(Napi::Env env, int fd, off_t offset, uint64_t size, int prot);
 
-  explicit RegionMapping(const Napi::CallbackInfo& info);
+  explicit RegionMapping(const Napi::CallbackInfo& info) : Wrap(info) {}
 
  private:
   Napi::Value GetSize(const Napi::CallbackInfo& info);

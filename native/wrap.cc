@@ -8,21 +8,61 @@ namespace vfio {
 
 AddonData& GetAddonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 
+namespace {
+
+// Node-API can call one JS function at a time, and each crossing costs more
+// than a bind: the loop over an object's methods runs in JS. The builtins
+// are the ones found when the addon loads; a later replacement of them is
+// never called. (Even one replaced before that gains nothing: a bound
+// method checks its token against the registry before acting.)
+constexpr char kInstallMethods[] = R"js(
+'use strict';
+(function (bind, apply, defineProperty) {
+  return function installMethods(object, names, methods, token) {
+    for (let i = 0; i < names.length; i++) {
+      defineProperty(object, names[i], { value: apply(bind, methods[i], [token]) });
+    }
+  };
+})(Function.prototype.bind, Reflect.apply, Object.defineProperty)
+)js";
+
+}  // namespace
+
+void InitAddonData(Napi::Env env) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  napi_value script;
+  if (napi_run_script(env, Napi::String::New(env, kInstallMethods), &script) != napi_ok) {
+    throw Napi::Error::New(env, "vfio: cannot define the method installer");
+  }
+  data->install_methods = Napi::Persistent(Napi::Function(env, script));
+}
+
 void GuardConstruction(const Napi::CallbackInfo& info) {
   if (!GetAddonData(info.Env()).constructing) {
     throw Napi::TypeError::New(info.Env(), "Illegal constructor: vfio objects come from the addon's functions");
   }
 }
 
-FdHolder* UnwrapFdOwner(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  Napi::Value v = info[i];
-  if (v.IsObject()) {
-    Napi::Object o = v.As<Napi::Object>();
-    for (AddonData::Class& c : GetAddonData(info.Env()).classes) {
-      if (c.as_fd_holder != nullptr && o.CheckTypeTag(c.tag)) return c.as_fd_holder(o);
-    }
+void ThrowIllegalInvocation(Napi::Env env, const char* class_name) {
+  ThrowTypeError(env, std::string("Illegal invocation: receiver is not a ") + class_name);
+}
+
+Napi::Function NativeFunction(Napi::Env env, const char* name, napi_callback callback) {
+  napi_value fn;
+  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn) != napi_ok) {
+    throw Napi::Error::New(env, std::string("vfio: cannot create ") + name);
   }
-  ThrowTypeError(info.Env(), std::string("The \"") + name + "\" argument must be a vfio object that owns an fd");
+  return Napi::Function(env, fn);
+}
+
+FdHolder* UnwrapFdOwner(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  const void* address = nullptr;
+  const LiveObject* live = GetAddonData(info.Env()).registry->Find(info.Env(), info[i], &address, nullptr);
+  if (live == nullptr) {
+    ThrowTypeError(info.Env(), std::string("The \"") + name + "\" argument must be a vfio object that owns an fd");
+  }
+  return live->fd_holder;
 }
 
 int ArgOwnedFd(const Napi::CallbackInfo& info, size_t i, const char* name) {

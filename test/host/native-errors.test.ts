@@ -87,7 +87,7 @@ describe('native: argument checks', () => {
     }
   });
 
-  it('an object of another class, or a look-alike, is refused by type tag', () => {
+  it('an object of another class, or a look-alike, is refused', () => {
     const notVfio = native.openContainer('/dev/null');
     const eventfd = native.createEventFd();
     try {
@@ -104,8 +104,9 @@ describe('native: argument checks', () => {
   });
 
   it('a method or getter called on a foreign receiver is a TypeError, never a wrong-type object', () => {
-    // Methods rely on V8's receiver check (the class signature napi_define_class
-    // sets); getters check the type tag themselves. Both must hold.
+    // Prototype methods rely on V8's receiver check (the class signature
+    // napi_define_class sets); getters look their receiver up in the addon's
+    // registry. Both must hold. (Own methods: native-methods.test.ts.)
     const notVfio = native.openContainer('/dev/null');
     const buffer = native.allocDmaBuffer(4096, 0);
     const eventfd = native.createEventFd();

@@ -91,4 +91,22 @@ describe('lifetimes on the real kernel', () => {
     assert.equal(lockedKb(), locked);
     assert.equal(fdCount(), fds);
   });
+
+  it('irq.wait() resolves with a real interrupt; parked when the device closes it rejects with ERR_VFIO_CLOSED, not a timeout', async () => {
+    using container = Container.open();
+    const group = container.openGroup(env.group);
+    container.setIommu();
+    const device = group.openDevice(env.bdf);
+    const msi = device.msi;
+    msi.enable();
+    const first = msi.wait(0, 5000);
+    msi.trigger(); // VFIO_IRQ_SET_ACTION_TRIGGER: the kernel signals the eventfd
+    assert.ok((await first) >= 1);
+    const parked = msi.wait(0, 5000);
+    device.close();
+    const e = await parked.then(() => null, (x: Error & { code?: string }) => x);
+    assert.equal(e?.code, 'ERR_VFIO_CLOSED');
+    const after = await msi.wait(0, 100).then(() => null, (x: Error & { code?: string }) => x);
+    assert.equal(after?.code, 'ERR_VFIO_CLOSED');
+  });
 });
