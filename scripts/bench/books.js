@@ -20,7 +20,7 @@
 const path = require('node:path');
 const { IovaBooks } = require(path.join(__dirname, '..', '..', 'dist', 'lib', 'iova-books'));
 const { SortedBooks } = require('./lib/sorted-books');
-const { median } = require('./lib/stats');
+const { median } = require('./common');
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
