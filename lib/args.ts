@@ -203,8 +203,8 @@ export function isInstance(value: unknown, cls: { readonly prototype: unknown })
 }
 
 /** An instance of one of our classes (a Group, a DmaBuffer...). */
-export function argInstance<T>(value: unknown, argument: string, cls: { readonly prototype: T; readonly name: string }, what = cls.name): T {
-  if (!isInstance(value, cls)) throw typeError(argument, `a ${what}`, value);
+export function argInstance<T>(value: unknown, argument: string, cls: { readonly prototype: T; readonly name: string }, what?: string): T {
+  if (!isInstance(value, cls)) throw typeError(argument, `a ${what ?? cls.name}`, value);
   return value as T;
 }
 

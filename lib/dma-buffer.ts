@@ -171,6 +171,15 @@ export class DmaBuffer extends Resource {
     return [...this.#users];
   }
 
+  /**
+   * @internal A brand check for the map path: cheaper than instanceof behind
+   * a Proxy test, and like it never runs a caller's code (a Proxy has no
+   * private fields and no trap sees this).
+   */
+  static isBuffer(value: unknown): value is DmaBuffer {
+    return typeof value === 'object' && value !== null && #native in value;
+  }
+
   /** @internal The native handle, for the IOMMU code that maps it. */
   handle(): NativeDmaBuffer {
     this.assertOpen();

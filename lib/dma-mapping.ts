@@ -28,6 +28,14 @@ export class DmaMapping extends Resource {
   /** The device may write the memory (VFIO_DMA_MAP_FLAG_WRITE). */
   readonly writable: boolean;
 
+  // Its brand, for a check that no Proxy trap can see (isMapping).
+  readonly #brand = true;
+
+  /** @internal Is `value` a DmaMapping? A brand check: never runs a caller's code. */
+  static isMapping(value: unknown): value is DmaMapping {
+    return typeof value === 'object' && value !== null && #brand in value;
+  }
+
   /** @internal Created by an Iommu only. */
   constructor(init: DmaMappingInit) {
     super();

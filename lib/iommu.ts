@@ -3,13 +3,13 @@
 // sync/async map and unmap. Type1Iommu and SpaprTceIommu fill in the
 // model-specific rules (page sizes, IOVA ranges, DMA windows).
 
-import { argBool, argInstance, argOptions, argSize, argU64, isInstance, optionField, rangeError, valueError } from './args';
+import { argBool, argOptions, argSize, argU64, optionField, rangeError, typeError, valueError } from './args';
 import type { Container } from './container';
 import { DmaBuffer } from './dma-buffer';
 import { DmaMapping } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { IovaBooks } from './iova-books';
-import { hex, IOVA_LIMIT, isAligned } from './iova';
+import { hex, IOVA_LIMIT } from './iova';
 import { native, type NativeContainer } from './native';
 import { memlockHint } from './hints';
 
@@ -245,7 +245,7 @@ export abstract class Iommu {
   // --- validation, in a fixed order so the same bad input always gets the same error
 
   #reserve(buffer: DmaBuffer, options: MapOptions | undefined): DmaMapping {
-    argInstance(buffer, 'buffer', DmaBuffer);
+    if (!DmaBuffer.isBuffer(buffer)) throw typeError('buffer', 'a DmaBuffer', buffer);
     const o = argOptions(options);
     const givenIova = optionField(o, 'iova', 'options.iova');
     const givenOffset = optionField(o, 'offset', 'options.offset');
@@ -269,10 +269,12 @@ export abstract class Iommu {
       throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: iova ${hex(iova)} + size ${hex(size)} wraps around 2^64`);
     }
     buffer.checkRange(offset, size);
-    this.#checkAlignment('buffer offset', BigInt(offset));
-    this.#checkAlignment('size', bigSize);
-    const at = iova ?? this.#findFree(bigSize, this.pageSize);
-    this.#checkAlignment('iova', at);
+    const page = this.pageSize;
+    // offset and size are safe integers and the page a power of two that fits a number: no BigInt division.
+    if (offset % Number(page) !== 0) this.#misaligned('buffer offset', BigInt(offset), page);
+    if (size % Number(page) !== 0) this.#misaligned('size', bigSize, page);
+    const at = iova ?? this.#findFree(bigSize, page);
+    if ((at & (page - 1n)) !== 0n) this.#misaligned('iova', at, page);
     const request: MapRequest = { buffer, offset, size: bigSize, iova: at, readable, writable };
     this.checkMap(request);
     this.#checkOverlap(at, bigSize);
@@ -283,13 +285,11 @@ export abstract class Iommu {
     return mapping;
   }
 
-  #checkAlignment(what: string, value: bigint): void {
-    if (!isAligned(value, this.pageSize)) {
-      throw new VfioError(
-        RuleCode.MISALIGNED,
-        `${this.description}: ${what} ${hex(value)} is not a multiple of the IOMMU page size ${hex(this.pageSize)}; round it to ${hex(this.pageSize)}`,
-      );
-    }
+  #misaligned(what: string, value: bigint, page: bigint): never {
+    throw new VfioError(
+      RuleCode.MISALIGNED,
+      `${this.description}: ${what} ${hex(value)} is not a multiple of the IOMMU page size ${hex(page)}; round it to ${hex(page)}`,
+    );
   }
 
   /** Throws IOVA_OUT_OF_RANGE unless [iova, iova+size) lies inside one window. */
@@ -323,7 +323,7 @@ export abstract class Iommu {
   }
 
   #victims(target: DmaMapping | IovaRangeSpec): { victims: DmaMapping[]; iova: bigint; size: bigint } {
-    if (isInstance(target, DmaMapping)) {
+    if (DmaMapping.isMapping(target)) {
       const m = target as DmaMapping;
       this.assertUsable();
       if (m.iommu !== this || !this.#mappings.has(m)) {
