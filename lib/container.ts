@@ -128,15 +128,15 @@ export class Container extends Resource {
         `${this.description} has no group attached; attach one first (container.openGroup(id)), then set the IOMMU`,
       );
     }
-    const offered = this.supportedIommus();
-    const chosen = type ?? offered[0];
+    // One CHECK_EXTENSION for a named model; the whole list only to choose one or to explain a refusal.
+    const chosen = type ?? this.supportedIommus()[0];
     if (chosen === undefined) {
       throw new VfioError(RuleCode.IOMMU_UNSUPPORTED, `${this.description}: the kernel offers no IOMMU model this library drives (load vfio_iommu_type1 or vfio_iommu_spapr_tce)`);
     }
-    if (!offered.includes(chosen)) {
+    if (type !== undefined && this.checkExtension(iommuConstant(type)) <= 0) {
       throw new VfioError(
         RuleCode.IOMMU_UNSUPPORTED,
-        `${this.description}: the kernel does not offer the ${chosen} IOMMU (it offers: ${offered.join(', ') || 'none'})`,
+        `${this.description}: the kernel does not offer the ${type} IOMMU (it offers: ${this.supportedIommus().join(', ') || 'none'})`,
       );
     }
     try {
