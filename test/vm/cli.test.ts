@@ -249,13 +249,7 @@ describe('vfio CLI on a real kernel (test guest)', function () {
     });
 
     it("the kernel's EACCES for an unprivileged user: errno name as code, errno, syscall, path, and the fix", () => {
-      const r = spawnSync(process.execPath, [BIN, 'unbind', '--json', env.bdf], {
-        encoding: 'utf8',
-        cwd: PROJECT,
-        uid: 65534,
-        gid: 65534,
-        env: { PATH: process.env.PATH, HOME: '/tmp' },
-      });
+      const r = asNobody(process.execPath, [BIN, 'unbind', '--json', env.bdf]);
       assert.equal(r.status, 1, r.stderr);
       const file = `${DEVICES}/${env.bdf}/driver_override`;
       const e = (JSON.parse(r.stdout) as { error: Record<string, unknown> }).error;
@@ -286,13 +280,7 @@ describe('vfio CLI on a real kernel (test guest)', function () {
     });
 
     it('fails for an unprivileged user with a 64 KiB memlock limit: memlock fails with a fix, group nodes are not theirs', () => {
-      const r = spawnSync('/bin/sh', ['-c', `ulimit -l 64; exec "${process.execPath}" "${BIN}" doctor --json --map 1G`], {
-        encoding: 'utf8',
-        cwd: PROJECT,
-        uid: 65534,
-        gid: 65534,
-        env: { PATH: process.env.PATH, HOME: '/tmp' },
-      });
+      const r = asNobody('/bin/sh', ['-c', `ulimit -l 64; exec "${process.execPath}" "${BIN}" doctor --json --map 1G`]);
       assert.equal(r.status, 1, r.stderr);
       const j = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; status: string; group?: number; detail: string; fix?: string }[] };
       const memlock = j.checks.find((c) => c.name === 'memlock')!;
@@ -316,3 +304,8 @@ describe('vfio CLI on a real kernel (test guest)', function () {
     });
   });
 });
+
+/** Runs a command as the unprivileged uid 65534 in the project, with a minimal environment. */
+function asNobody(cmd: string, args: string[]) {
+  return spawnSync(cmd, args, { encoding: 'utf8', cwd: PROJECT, uid: 65534, gid: 65534, env: { PATH: process.env.PATH, HOME: '/tmp' } });
+}
