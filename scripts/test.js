@@ -8,6 +8,8 @@
 //
 //   npm test                    all four
 //   npm test -- unit host       only those suites (unit, host, vm, vm-ppc64)
+//   VFIO_VM_FILES='dist/test/vm/dma.test.js' npm test -- vm
+//                               only these guest test files (globs, space-separated)
 //   VFIO_TEST_BDF=0000:01:00.0 npm test -- vm
 //                               the real-kernel suite on this host, against
 //                               your device bound to vfio-pci (no guest)
@@ -83,7 +85,8 @@ function guestMocha(node, suite, files) {
 function guestSuite(extra) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-guest-out-'));
   fs.chmodSync(out, 0o777);
-  const files = ['dist/test/vm/**/*.test.js', ...extra];
+  const only = process.env.VFIO_VM_FILES?.split(/\s+/).filter(Boolean);
+  const files = only?.length ? only : ['dist/test/vm/**/*.test.js', ...extra];
   console.log(`\n=== real-kernel tests in the x86_64 test guest (${files.join(' ')}) ===`);
   const inner = guestMocha(process.execPath, 'guest-x86_64', files);
   // VFIO_RECORD_KERNEL_ANSWERS=1: test/vm/kernel-answers.test.ts records the
