@@ -40,6 +40,8 @@ export interface FromFdOptions {
 /** Anything that pins a buffer range: a DMA mapping, an sPAPR registration. */
 export interface BufferUser {
   readonly description: string;
+  /** @internal Its index in the buffer's list of users, -1 when it has none. */
+  bufferSlot: number;
 }
 
 const HUGE_2M = 2 * 1024 * 1024;
@@ -47,7 +49,9 @@ const HUGE_1G = 1024 * 1024 * 1024;
 
 export class DmaBuffer extends Resource {
   readonly #native: NativeDmaBuffer;
-  readonly #users = new Set<BufferUser>();
+  // A list with each user's index kept on the user: O(1) add and remove, no
+  // hashing on the map path (a Set's add/delete was a tenth of map + unmap).
+  readonly #users: BufferUser[] = [];
   // What the safety net's closer knows (it must not reach the buffer itself).
   readonly #state = { open: true };
   readonly description: string;
@@ -168,7 +172,7 @@ export class DmaBuffer extends Resource {
 
   /** Live users (mappings, registrations) of this buffer. */
   get users(): readonly BufferUser[] {
-    return [...this.#users];
+    return this.#users.slice();
   }
 
   /**
@@ -188,12 +192,21 @@ export class DmaBuffer extends Resource {
 
   /** @internal */
   addUser(user: BufferUser): void {
-    this.#users.add(user);
+    if (user.bufferSlot >= 0) return;
+    user.bufferSlot = this.#users.length;
+    this.#users.push(user);
   }
 
   /** @internal */
   removeUser(user: BufferUser): void {
-    this.#users.delete(user);
+    const i = user.bufferSlot;
+    if (i < 0 || this.#users[i] !== user) return;
+    const last = this.#users.pop()!;
+    if (last !== user) {
+      this.#users[i] = last;
+      last.bufferSlot = i;
+    }
+    user.bufferSlot = -1;
   }
 
   /** Checks [offset, offset+size) lies inside the buffer. */
@@ -209,8 +222,8 @@ export class DmaBuffer extends Resource {
   }
 
   protected override release(): void {
-    if (this.#users.size > 0) {
-      const names = [...this.#users].map((u) => u.description).join(', ');
+    if (this.#users.length > 0) {
+      const names = this.#users.map((u) => u.description).join(', ');
       throw new VfioError(
         RuleCode.BUFFER_IN_USE,
         `${this.description} cannot be freed while the device can still DMA into it (${names}); unmap it first, or close the container`,

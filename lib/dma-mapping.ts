@@ -6,8 +6,8 @@ import { hex } from './iova';
 import type { Iommu } from './iommu';
 import { Resource } from './resource';
 
+/** A validated map request (Iommu's #reserve builds it). */
 export interface DmaMappingInit {
-  iommu: Iommu;
   buffer: DmaBuffer;
   offset: number;
   iova: bigint;
@@ -30,6 +30,8 @@ export class DmaMapping extends Resource {
 
   // Its brand, for a check that no Proxy trap can see (isMapping).
   readonly #brand = true;
+  /** @internal Its place in its buffer's list of users (DmaBuffer.addUser). */
+  bufferSlot = -1;
 
   /** @internal Is `value` a DmaMapping? A brand check: never runs a caller's code. */
   static isMapping(value: unknown): value is DmaMapping {
@@ -37,9 +39,9 @@ export class DmaMapping extends Resource {
   }
 
   /** @internal Created by an Iommu only. */
-  constructor(init: DmaMappingInit) {
+  constructor(iommu: Iommu, init: DmaMappingInit) {
     super();
-    this.iommu = init.iommu;
+    this.iommu = iommu;
     this.buffer = init.buffer;
     this.offset = init.offset;
     this.iova = init.iova;
@@ -72,7 +74,7 @@ export class DmaMapping extends Resource {
   // Marked closed by the IOMMU once the kernel has unmapped it; a failed
   // unmap leaves it live (and its buffer in use), as the kernel does.
   protected override release(): void {
-    this.iommu.unmap(this);
+    this.iommu.unmapMapping(this);
   }
 
   /** @internal The IOMMU has unmapped it (or its container closed). */

@@ -6,7 +6,7 @@
 import { argBool, argOptions, argSize, argU64, optionField, rangeError, typeError, valueError } from './args';
 import type { Container } from './container';
 import { DmaBuffer } from './dma-buffer';
-import { DmaMapping } from './dma-mapping';
+import { DmaMapping, type DmaMappingInit } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { IovaBooks } from './iova-books';
 import { hex, IOVA_LIMIT } from './iova';
@@ -34,14 +34,10 @@ export interface IovaRangeSpec {
 }
 
 /** A validated map request. */
-export interface MapRequest {
-  buffer: DmaBuffer;
-  offset: number;
-  size: bigint;
-  iova: bigint;
-  readable: boolean;
-  writable: boolean;
-}
+export type MapRequest = DmaMappingInit;
+
+/** An IOVA at or above this may wrap 2^64 with a size that fits a number. */
+const WRAP_RISK = IOVA_LIMIT - BigInt(Number.MAX_SAFE_INTEGER);
 
 export abstract class Iommu {
   abstract readonly kind: IommuKind;
@@ -54,6 +50,8 @@ export abstract class Iommu {
   readonly #mappings = new IovaBooks<DmaMapping>();
   readonly #pending = new Set<DmaMapping>();
   #gone = false;
+  /** pageSize - 1, as a bigint; set on the first map (pageSize is the model's, set after this constructor). */
+  #pageMask = -1n;
 
   protected constructor(owner: Container, container: NativeContainer) {
     this.#owner = owner;
@@ -117,6 +115,10 @@ export abstract class Iommu {
    * Returns the mappings removed.
    */
   unmap(target: DmaMapping | IovaRangeSpec): DmaMapping[] {
+    if (DmaMapping.isMapping(target)) {
+      this.#unmapOne(target);
+      return [target];
+    }
     const { victims, iova, size } = this.#victims(target);
     let unmapped: bigint;
     try {
@@ -126,6 +128,24 @@ export abstract class Iommu {
     }
     this.#settleUnmap(victims, unmapped);
     return victims;
+  }
+
+  /** @internal DmaMapping.unmap(): one mapping, with no arrays on the way. */
+  unmapMapping(m: DmaMapping): void {
+    this.#unmapOne(m);
+  }
+
+  #unmapOne(m: DmaMapping): void {
+    this.#assertLive(m);
+    let unmapped: bigint;
+    try {
+      unmapped = this.issueUnmap(m.iova, m.size);
+    } catch (e) {
+      rethrow(e, `unmapping iova ${hex(m.iova)} (${hex(m.size)} bytes) from the ${this.description}`);
+    }
+    this.#mappings.remove(m);
+    m.markUnmapped();
+    if (unmapped !== m.size) this.#unmappedWrong(unmapped, m.size);
   }
 
   /** unmap() on the libuv thread pool. */
@@ -265,22 +285,29 @@ export abstract class Iommu {
     const size = explicitSize ?? Math.max(buffer.size - offset, 0);
     if (size === 0) throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: a mapping needs a size > 0`);
     const bigSize = BigInt(size);
-    if (iova !== undefined && iova + bigSize > IOVA_LIMIT) {
+    // Compared before added: the sum is a BigInt allocation the common case skips.
+    if (iova !== undefined && iova >= WRAP_RISK && iova + bigSize > IOVA_LIMIT) {
       throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: iova ${hex(iova)} + size ${hex(size)} wraps around 2^64`);
     }
     buffer.checkRange(offset, size);
     const page = this.pageSize;
+    if (this.#pageMask < 0n) this.#pageMask = page - 1n;
     // offset and size are safe integers and the page a power of two that fits a number: no BigInt division.
     if (offset % Number(page) !== 0) this.#misaligned('buffer offset', BigInt(offset), page);
     if (size % Number(page) !== 0) this.#misaligned('size', bigSize, page);
     const at = iova ?? this.#findFree(bigSize, page);
-    if ((at & (page - 1n)) !== 0n) this.#misaligned('iova', at, page);
-    const request: MapRequest = { buffer, offset, size: bigSize, iova: at, readable, writable };
-    this.checkMap(request);
-    this.#checkOverlap(at, bigSize);
-    this.checkLimit(this.#mappings.size);
-    const mapping = new DmaMapping({ iommu: this, ...request });
-    this.#mappings.insert(mapping);
+    if ((at & this.#pageMask) !== 0n) this.#misaligned('iova', at, page);
+    const mapping = new DmaMapping(this, { buffer, offset, size: bigSize, iova: at, readable, writable });
+    this.checkMap(mapping);
+    // The overlap check and the insert are one descent of the books.
+    const hit = this.#mappings.insertFree(mapping);
+    if (hit !== undefined) this.#overlaps(at, bigSize, hit);
+    try {
+      this.checkLimit(this.#mappings.size - 1);
+    } catch (e) {
+      this.#mappings.remove(mapping);
+      throw e;
+    }
     buffer.addUser(mapping);
     return mapping;
   }
@@ -294,9 +321,15 @@ export abstract class Iommu {
 
   /** Throws IOVA_OUT_OF_RANGE unless [iova, iova+size) lies inside one window. */
   protected checkInsideWindows(iova: bigint, size: bigint, what = 'IOVA range'): void {
-    const last = iova + size - 1n;
     const windows = this.windows();
-    if (windows.some((w) => iova >= w.start && last <= w.end)) return;
+    const s = Number(iova);
+    const l = s + Number(size) - 1;
+    if (l < 2 ** 53) {
+      // Exact doubles: against a bound rounded to a double the order still holds (rounding is monotone).
+      for (let i = 0; i < windows.length; i++) if (s >= Number(windows[i].start) && l <= Number(windows[i].end)) return;
+    }
+    const last = iova + size - 1n;
+    for (let i = 0; i < windows.length; i++) if (iova >= windows[i].start && last <= windows[i].end) return;
     const list = windows.map((w) => `${hex(w.start)}-${hex(w.end)}`).join(', ');
     throw new VfioError(
       RuleCode.IOVA_OUT_OF_RANGE,
@@ -307,14 +340,11 @@ export abstract class Iommu {
   /** Model hook: refuse before the kernel's ENOSPC. Default: no limit. */
   protected checkLimit(_live: number): void {}
 
-  #checkOverlap(iova: bigint, size: bigint): void {
-    const hit = this.#mappings.firstOverlap(iova, size);
-    if (hit) {
-      throw new VfioError(
-        RuleCode.OVERLAP,
-        `${this.description}: iova ${hex(iova)} (${hex(size)} bytes) overlaps the live ${hit.description}; unmap it first or pick a free IOVA (findFreeIova)`,
-      );
-    }
+  #overlaps(iova: bigint, size: bigint, hit: DmaMapping): never {
+    throw new VfioError(
+      RuleCode.OVERLAP,
+      `${this.description}: iova ${hex(iova)} (${hex(size)} bytes) overlaps the live ${hit.description}; unmap it first or pick a free IOVA (findFreeIova)`,
+    );
   }
 
   #forget(m: DmaMapping): void {
@@ -324,13 +354,8 @@ export abstract class Iommu {
 
   #victims(target: DmaMapping | IovaRangeSpec): { victims: DmaMapping[]; iova: bigint; size: bigint } {
     if (DmaMapping.isMapping(target)) {
-      const m = target as DmaMapping;
-      this.assertUsable();
-      if (m.iommu !== this || !this.#mappings.has(m)) {
-        throw new VfioError(RuleCode.NO_MAPPING, `${m.description} is not live in the ${this.description}`);
-      }
-      this.#assertNotPending([m]);
-      return { victims: [m], iova: m.iova, size: m.size };
+      this.#assertLive(target);
+      return { victims: [target], iova: target.iova, size: target.size };
     }
     const spec = argOptions(target, 'target');
     const iova = argU64(optionField(spec, 'iova', 'target.iova'), 'target.iova');
@@ -353,6 +378,16 @@ export abstract class Iommu {
     return { victims: inside, iova, size };
   }
 
+  /** A mapping of this IOMMU, mapped (not closed) and not in flight. */
+  #assertLive(m: DmaMapping): void {
+    this.assertUsable();
+    // Closed ⇔ unmapped: markUnmapped() closes it when it leaves the books.
+    if (m.iommu !== this || m.closed) {
+      throw new VfioError(RuleCode.NO_MAPPING, `${m.description} is not live in the ${this.description}`);
+    }
+    if (this.#pending.size > 0) this.#assertNotPending([m]);
+  }
+
   #assertNotPending(ms: DmaMapping[]): void {
     const busy = ms.find((m) => this.#pending.has(m));
     if (busy) throw new VfioError(RuleCode.BUSY, `${busy.description} has a map or unmap in flight; await it first`);
@@ -373,12 +408,14 @@ export abstract class Iommu {
       this.#mappings.remove(m);
       m.markUnmapped();
     }
-    if (unmapped !== expected) {
-      throw new VfioError(
-        RuleCode.BOOKKEEPING,
-        `${this.description}: the kernel unmapped ${hex(unmapped)} bytes where ${hex(expected)} were mapped`,
-      );
-    }
+    if (unmapped !== expected) this.#unmappedWrong(unmapped, expected);
+  }
+
+  #unmappedWrong(unmapped: bigint, expected: bigint): never {
+    throw new VfioError(
+      RuleCode.BOOKKEEPING,
+      `${this.description}: the kernel unmapped ${hex(unmapped)} bytes where ${hex(expected)} were mapped`,
+    );
   }
 
   #rethrowMap(e: unknown, m: DmaMapping): never {

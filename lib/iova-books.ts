@@ -177,11 +177,20 @@ function dropGap<T>(l: Leaf<T>, g: number): void {
   if (g === l.maxGap) l.maxCount--;
 }
 
-/** Rewrites every child summary of p, and p's maxGap. */
+/** Rewrites every child summary of p, and p's maxGap (after a split or a merge). */
 function recomputeInner<T>(p: Inner<T>): void {
+  for (let k = 0; k < p.n; k++) writeSlot(p, k);
+  rescanInner(p);
+}
+
+/**
+ * p's maxGap from the child summaries it holds: no child is read, so a gap
+ * that closes deep in a big tree costs one flat scan per level, not a visit
+ * to every child of every level on the way up.
+ */
+function rescanInner<T>(p: Inner<T>): void {
   let g = -1;
   for (let k = 0; k < p.n; k++) {
-    writeSlot(p, k);
     if (p.gap[k] > g) g = p.gap[k];
     if (k > 0) {
       const v = innerGap(p, k - 1);
@@ -242,7 +251,7 @@ function refreshSlot<T>(p: Inner<T>, k: number): boolean {
   p.gap[k] = gap;
   const now = Math.max(gap, before ? innerGap(p, k - 1) : -1, after ? innerGap(p, k) : -1);
   if (now >= p.maxGap) p.maxGap = now;
-  else if (old === p.maxGap) recomputeInner(p);
+  else if (old === p.maxGap) rescanInner(p);
   return true;
 }
 
@@ -411,24 +420,23 @@ const CHANGED = 1;
 const SPLIT = 2;
 const UNDER = 3;
 const MISSING = 4;
+const CLASH = 5;
+
+// What an insert that found an overlap ran into (insertAt returned CLASH).
+let clash: unknown = null;
 
 // The new right half of a node that split, handed to its parent.
 let splitOff: Tree<unknown> | null = null;
 
-function overlapBug<T extends IovaInterval>(item: T, l: Leaf<T>, i: number): Error {
-  const hex = (v: bigint) => `0x${v.toString(16)}`;
-  return new Error(`iova books: [${hex(item.iova)}, ${hex(item.iova + item.size)}) overlaps the live [${hex(startOf(l, i))}, ${hex(endOf(l, i))})`);
-}
-
 /**
- * Throws if (s..e) overlaps the intervals on either side of position pos of
- * l. The one before is in l: routing puts a start at or after the first
- * start of its leaf, except in the leftmost leaf, where nothing comes before.
+ * The live interval (s..e) would overlap on either side of position pos of
+ * l, or null. The one before is in l: routing puts a start at or after the
+ * first start of its leaf, except in the leftmost leaf, where nothing comes before.
  */
-function checkNeighbours<T extends IovaInterval>(l: Leaf<T>, pos: number, item: T, s: number, e: number, x: number): void {
+function clashAt<T extends IovaInterval>(l: Leaf<T>, pos: number, item: T, s: number, e: number, x: number): T | null {
   if (pos > 0) {
     const pe = l.e[pos - 1];
-    if (pe > s || (pe === s && (rounded(l, pos - 1) | x) !== 0 && endOf(l, pos - 1) > item.iova)) throw overlapBug(item, l, pos - 1);
+    if (pe > s || (pe === s && (rounded(l, pos - 1) | x) !== 0 && endOf(l, pos - 1) > item.iova)) return l.items[pos - 1];
   }
   let nl: Leaf<T> | null = l;
   let ni = pos;
@@ -438,8 +446,9 @@ function checkNeighbours<T extends IovaInterval>(l: Leaf<T>, pos: number, item: 
   }
   if (nl !== null) {
     const ns = nl.s[ni];
-    if (ns < e || (ns === e && (rounded(nl, ni) | x) !== 0 && startOf(nl, ni) < item.iova + item.size)) throw overlapBug(item, nl, ni);
+    if (ns < e || (ns === e && (rounded(nl, ni) | x) !== 0 && startOf(nl, ni) < item.iova + item.size)) return nl.items[ni];
   }
+  return null;
 }
 
 function leafInsert<T>(l: Leaf<T>, pos: number, item: T, s: number, e: number, x: number): void {
@@ -502,7 +511,11 @@ function splitInner<T>(p: Inner<T>): Inner<T> {
 function insertAt<T extends IovaInterval>(c: Tree<T>, item: T, s: number, e: number, x: number, start: bigint): number {
   if (c instanceof Leaf) {
     const pos = upperStart(c, s, start);
-    checkNeighbours(c, pos, item, s, e, x);
+    const hit = clashAt(c, pos, item, s, e, x);
+    if (hit !== null) {
+      clash = hit;
+      return CLASH;
+    }
     if (c.n < c.s.length) {
       leafInsert(c, pos, item, s, e, x);
       return CHANGED;
@@ -530,6 +543,7 @@ function insertAt<T extends IovaInterval>(c: Tree<T>, item: T, s: number, e: num
     splitOff = r;
     return SPLIT;
   }
+  if (done === CLASH) return CLASH;
   return done === CHANGED && refreshSlot(c, k) ? CHANGED : SAME;
 }
 
@@ -662,6 +676,18 @@ export class IovaBooks<T extends IovaInterval> {
 
   /** Adds an interval; the caller has checked it overlaps nothing (throws if it does: a bug). */
   insert(item: T): void {
+    const hit = this.insertFree(item);
+    if (hit !== undefined) {
+      const hex = (v: bigint) => `0x${v.toString(16)}`;
+      throw new Error(`iova books: [${hex(item.iova)}, ${hex(item.iova + item.size)}) overlaps the live [${hex(hit.iova)}, ${hex(hit.iova + hit.size)})`);
+    }
+  }
+
+  /**
+   * Adds an interval unless it overlaps a live one, which it then returns
+   * (and changes nothing): the overlap check and the insert in one descent.
+   */
+  insertFree(item: T): T | undefined {
     const start = item.iova;
     const size = item.size;
     if (typeof start !== 'bigint' || typeof size !== 'bigint' || start < 0n || size <= 0n) throw notInterval(item);
@@ -676,6 +702,11 @@ export class IovaBooks<T extends IovaInterval> {
       x = BigInt(s) === start && BigInt(e) === end ? 0 : 1;
     }
     const done = insertAt(this.#root, item, s, e, x, start);
+    if (done === CLASH) {
+      const hit = clash as T;
+      clash = null;
+      return hit;
+    }
     if (done === SPLIT) {
       const root = new Inner<T>(this.#order);
       root.kids.push(this.#root, splitOff as Tree<T>);
@@ -686,6 +717,7 @@ export class IovaBooks<T extends IovaInterval> {
     splitOff = null;
     this.#size++;
     this.#version++;
+    return undefined;
   }
 
   /** Removes this very object; false if it is not live. */

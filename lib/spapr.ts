@@ -72,6 +72,8 @@ export class DmaWindow {
 
 /** A pre-registered buffer range (v2: VFIO_IOMMU_SPAPR_REGISTER_MEMORY). */
 export class MemoryRegistration implements BufferUser {
+  /** @internal */
+  bufferSlot = -1;
   constructor(
     readonly buffer: DmaBuffer,
     readonly offset: number,

@@ -16,6 +16,8 @@ const path = require('node:path');
 const { root, now, ref, best, suite, startThreadPool, median, listenerLatency, waitLatency } = require('./common');
 
 const vfio = require(path.join(root, 'dist', 'lib'));
+// The addon's own surface, for the rows that take lib/ out to see what is left.
+const { native } = require(path.join(root, 'dist', 'lib', 'native'));
 
 const group = Number(process.env.VFIO_TEST_GROUP);
 const bdf = process.env.VFIO_TEST_BDF;
@@ -48,6 +50,58 @@ function openEdu() {
     if (pending) mmio.write32(EDU.IRQ_ACK, pending);
   };
   return { ...d, mmio, msi: device.msi, ack };
+}
+
+/** The addon alone: container, group and type1 through lib/native's surface, no lib/ objects. */
+function openRaw() {
+  const n = native();
+  const container = n.openContainer('/dev/vfio/vfio');
+  const g = n.openGroup(`/dev/vfio/${group}`);
+  g.setContainer(container);
+  container.setIommu(n.constants.VFIO_TYPE1v2_IOMMU);
+  return {
+    container,
+    group: g,
+    close() {
+      g.unsetContainer();
+      g.close();
+      container.close();
+    },
+  };
+}
+
+function rawStatus(g, iters) {
+  const t0 = now();
+  for (let i = 0; i < iters; i++) if (!(g.getStatus() & 1)) throw new Error('the group is not viable');
+  return Number(now() - t0) / iters;
+}
+
+function rawMapChunks(container, buffer, size, count) {
+  const flags = native().constants.VFIO_DMA_MAP_FLAG_READ | native().constants.VFIO_DMA_MAP_FLAG_WRITE;
+  const t0 = now();
+  for (let i = 0; i < count; i++) container.mapDma(buffer, i * size, size, 0x40000000n + BigInt(i * size), flags);
+  for (let i = 0; i < count; i++) container.unmapDma(0x40000000n + BigInt(i * size), BigInt(size), 0);
+  return Number(now() - t0) / count;
+}
+
+/** An eventfd written by this process → the addon's uv_poll callback, no Irq, no EventEmitter. */
+async function rawEventfdLatency(count) {
+  const efd = native().createEventFd();
+  let arrived = null;
+  efd.start(() => arrived(now()));
+  const ns = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const p = new Promise((resolve) => (arrived = resolve));
+      const t0 = now();
+      efd.signal(1);
+      ns.push(Number((await p) - t0));
+    }
+  } finally {
+    efd.stop();
+    efd.close();
+  }
+  return median(ns);
 }
 
 function status(g, iters) {
@@ -151,10 +205,38 @@ async function main() {
     lib: () => within(openIommu, (d) => best(() => status(d.group, iters), s.batches)),
     target: { ratio: 1.3 },
   });
+  await s.run({
+    id: 'guest.ioctl.addon',
+    title: "the same ioctl through the addon's group.getStatus() alone (no lib/)",
+    c: (n) => ref('group-status', n, { group, iters, batches: s.batches }),
+    lib: () => {
+      const raw = openRaw();
+      try {
+        return best(() => rawStatus(raw.group, iters), s.batches);
+      } finally {
+        raw.close();
+      }
+    },
+  });
 
   const chunks = s.quick ? 16 : 64;
   const small = sharedMemory(chunks * 2 * MiB);
   await mapCase('guest.map.2m', `MAP + UNMAP 2 MiB × ${chunks}, per chunk`, small, 2 * MiB, chunks, 10);
+  await s.run({
+    id: 'guest.map.2m.addon',
+    title: "the same chunks through the addon's mapDma/unmapDma alone (no lib/)",
+    c: (n) => ref('map', n, { group, size: 2 * MiB, count: chunks, batches: 10, fd: 3 }, [small.fd]),
+    lib: () => {
+      const raw = openRaw();
+      const buffer = native().mapFdBuffer(small.fd, 0, chunks * 2 * MiB);
+      try {
+        return best(() => rawMapChunks(raw.container, buffer, 2 * MiB, chunks), 10);
+      } finally {
+        buffer.close();
+        raw.close();
+      }
+    },
+  });
   small.close();
 
   // 1 GiB in 2 MiB pages first, while the guest's memory is still in one
@@ -199,6 +281,12 @@ async function main() {
         return waitLatency(d.msi, raise, d.ack, count);
       }),
     target: { ratio: 2.2 },
+  });
+  await s.run({
+    id: 'guest.eventfd.raw',
+    title: "no device: eventfd written here → the addon's uv_poll callback, no lib/ (C: epoll_wait, read)",
+    c: (n) => ref('eventfd-epoll', n, { count }),
+    lib: async () => (await rawEventfdLatency(20), rawEventfdLatency(count)),
   });
   // edu completes each DMA from a 100 ms QEMU timer: the round trip is mostly two of those.
   const trips = s.quick ? 1 : 3;

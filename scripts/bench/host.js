@@ -16,6 +16,7 @@ const { root, now, ref, best, suite, startThreadPool, listenerLatency, waitLaten
 
 const vfio = require(path.join(root, 'dist', 'lib'));
 const { native, setNativeBackend } = require(path.join(root, 'dist', 'lib', 'native'));
+const { IovaBooks } = require(path.join(root, 'dist', 'lib', 'iova-books'));
 
 const real = native();
 const s = suite('host');
@@ -99,6 +100,16 @@ function mapFree(iommu, buffer, offset, iters) {
   return Number(now() - t0) / iters;
 }
 
+function booksPair(books, iova, iters) {
+  const t0 = now();
+  for (let i = 0; i < iters; i++) {
+    const m = { iova, size: 4096n };
+    if (books.insertFree(m) !== undefined) throw new Error('the hole is taken');
+    books.remove(m);
+  }
+  return Number(now() - t0) / iters;
+}
+
 function allocClose(iters) {
   const t0 = now();
   for (let i = 0; i < iters; i++) vfio.DmaBuffer.allocate(PAGE).close();
@@ -165,6 +176,16 @@ async function mapAtLive(live) {
   for (let i = others.length - 1; i >= 0; i--) others[i].unmap(); // from the top: each unmap is then O(1)
   container.close();
   buffer.close();
+  // What of that the books are: the same layout, IovaBooks alone (no lib/iommu.ts, no mapping objects).
+  const books = new IovaBooks();
+  for (let i = 0; i < live; i++) if (i !== hole) books.insert({ iova: BigInt(i * PAGE), size: BigInt(PAGE) });
+  const pairs = calibrate((n) => booksPair(books, iova, n));
+  await s.run({
+    id: `host.books.${live}`,
+    title: `of which the books alone: insert at the hole + remove, ${live.toLocaleString('en')} live`,
+    lib: fastest(() => booksPair(books, iova, pairs)),
+    target: one ? undefined : { vs: 'host.books.1' },
+  });
 }
 
 async function main() {

@@ -10,7 +10,7 @@ const INTERNAL = [
   'handle', 'markClosed', 'addUser', 'removeUser', 'markUnmapped', 'closeNow', 'closeFd', 'unsetNow',
   'groupAttached', 'groupDetached', 'iommuLeavingWith', 'kvmRegistered', 'kvmRegistrations',
   'removeNow', 'releaseAll', 'contextGone', 'deviceClosing', 'deviceClosed', 'assertIdle', 'assertUsable',
-  'mappingCount', 'create',
+  'mappingCount', 'create', 'unmapMapping', 'bufferSlot',
 ];
 
 describe('published typings', () => {
