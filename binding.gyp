@@ -15,6 +15,7 @@
         "native/container_spapr.cc",
         "native/group.cc",
         "native/device.cc",
+        "native/device_reset.cc",
         "native/region_mmap.cc",
         "native/mapped_memory.cc",
         "native/dma_buffer.cc",

@@ -2,12 +2,15 @@
 // It owns its region mmaps and interrupt eventfds and releases them before
 // its fd (a BAR mmap would otherwise keep the device open).
 
-import { argBool, argInt } from './args';
+import { EventEmitter } from 'node:events';
+import { argBool, argInt, argOneOf, typeError } from './args';
 import { RuleCode, VfioError, rethrow } from './errors';
 import type { Group } from './group';
+import type { Iommu } from './iommu';
 import { Irq } from './irq';
 import { native, type DeviceInfoRaw, type NativeDevice, type NativeEventFd, type NativeRegionMapping } from './native';
 import { Region } from './region';
+import { hotReset, hotResetInfo, type HotResetDevice } from './reset';
 import { Resource } from './resource';
 import { teardown } from './teardown';
 
@@ -32,6 +35,18 @@ export interface DeviceInfo {
   resettable: boolean;
 }
 
+export interface DeviceEvents {
+  /**
+   * The kernel asks for the device back (VFIO_PCI_REQ_IRQ_INDEX): someone is
+   * unbinding it from vfio-pci, and that waits until the device is closed.
+   * `count` is how many requests arrived since the last event.
+   */
+  'release-requested': [count: number];
+}
+
+type DeviceEvent = keyof DeviceEvents;
+const deviceEvents: readonly DeviceEvent[] = ['release-requested'];
+
 export class Device extends Resource {
   readonly group: Group;
   /** The device name as VFIO knows it, e.g. '0000:00:04.0'. */
@@ -42,6 +57,7 @@ export class Device extends Resource {
   readonly #regions = new Map<number, Region>();
   readonly #irqs = new Map<number, Irq>();
   readonly #natives: DeviceNatives = { eventfds: new Set(), mmaps: new Set() };
+  readonly #events = new EventEmitter<DeviceEvents>();
 
   private constructor(group: Group, name: string, handle: NativeDevice, raw: DeviceInfoRaw) {
     super();
@@ -167,6 +183,67 @@ export class Device extends Resource {
     }
   }
 
+  /**
+   * The devices a PCI hot reset (secondary bus or slot reset) of this device
+   * would hit, and their groups (VFIO_DEVICE_GET_PCI_HOT_RESET_INFO).
+   */
+  hotResetInfo(): HotResetDevice[] {
+    this.assertOpen();
+    return hotResetInfo(this, this.#native);
+  }
+
+  /**
+   * PCI hot reset (VFIO_DEVICE_PCI_HOT_RESET). `groups` proves ownership of
+   * every group the reset hits (default: this device's own group); refused
+   * before the ioctl, naming it, when one is missing.
+   */
+  hotReset(groups: readonly Group[] = [this.group]): void {
+    this.assertOpen();
+    hotReset(this, this.#native, groups);
+  }
+
+  /**
+   * Listen for 'release-requested'. The first listener wires the device's
+   * request interrupt (VFIO_PCI_REQ_IRQ_INDEX) to an eventfd, which closes
+   * with the device; it does not keep the process alive by itself.
+   */
+  on<E extends DeviceEvent>(event: E, listener: (...args: DeviceEvents[E]) => void): this {
+    this.#listen(event, listener);
+    this.#events.on(event, listener as never);
+    return this;
+  }
+
+  once<E extends DeviceEvent>(event: E, listener: (...args: DeviceEvents[E]) => void): this {
+    this.#listen(event, listener);
+    this.#events.once(event, listener as never);
+    return this;
+  }
+
+  off<E extends DeviceEvent>(event: E, listener: (...args: DeviceEvents[E]) => void): this {
+    argOneOf(event, 'event', deviceEvents);
+    this.#events.off(event, listener as never);
+    return this;
+  }
+
+  #listen(event: unknown, listener: unknown): void {
+    argOneOf(event, 'event', deviceEvents);
+    if (typeof listener !== 'function') throw typeError('listener', 'a function', listener);
+    this.assertOpen();
+    const req = this.irq(native().constants.VFIO_PCI_REQ_IRQ_INDEX);
+    if (req.count === 0) {
+      throw new VfioError(RuleCode.UNSUPPORTED, `${this.description} has no request interrupt (VFIO_PCI_REQ_IRQ_INDEX count 0): the kernel cannot ask for it back`);
+    }
+    if (req.enabled > 0) return;
+    req.enable(1);
+    req.unref();
+    req.on('interrupt', (_vector, n) => this.#events.emit('release-requested', n));
+  }
+
+  /** @internal teardown()'s refusal: a BAR mmap another IOMMU still maps for peer-to-peer DMA. */
+  assertNoPeerUsers(leaving: Iommu | null): void {
+    for (const region of this.#regions.values()) region.assertNoUsersBeyond(leaving);
+  }
+
   /** @internal Regions and IRQs check their device is open. */
   assertUsable(): void {
     this.assertOpen();
@@ -183,6 +260,7 @@ export class Device extends Resource {
     for (const region of this.#regions.values()) region.deviceClosing();
     closeNatives(this.#natives);
     this.#native.close();
+    this.#events.removeAllListeners();
     this.markClosed();
     this.group.deviceClosed(this);
   }

@@ -44,14 +44,58 @@ export interface BufferUser {
   bufferSlot: number;
 }
 
+/**
+ * The users of memory a device can DMA into or from (a DmaBuffer, or a BAR
+ * mmap used for peer-to-peer DMA), and the one rule about them: the memory
+ * is not freed while one of them lives.
+ */
+export class BufferUsers<U extends BufferUser = BufferUser> {
+  // A list with each user's index kept on the user: O(1) add and remove, no
+  // hashing on the map path (a Set's add/delete was a tenth of map + unmap).
+  readonly #list: U[] = [];
+
+  get size(): number {
+    return this.#list.length;
+  }
+
+  list(): U[] {
+    return this.#list.slice();
+  }
+
+  add(user: U): void {
+    if (user.bufferSlot >= 0) return;
+    user.bufferSlot = this.#list.length;
+    this.#list.push(user);
+  }
+
+  delete(user: U): void {
+    const i = user.bufferSlot;
+    if (i < 0 || this.#list[i] !== user) return;
+    const last = this.#list.pop()!;
+    if (last !== user) {
+      this.#list[i] = last;
+      last.bufferSlot = i;
+    }
+    user.bufferSlot = -1;
+  }
+
+  /** Throws ERR_VFIO_BUFFER_IN_USE while a user lives. */
+  assertNone(description: string): void {
+    if (this.#list.length === 0) return;
+    const names = this.list().map((u) => u.description).join(', ');
+    throw new VfioError(
+      RuleCode.BUFFER_IN_USE,
+      `${description} cannot be freed while a device can still DMA to or from it (${names}); unmap it first, or close the container`,
+    );
+  }
+}
+
 const HUGE_2M = 2 * 1024 * 1024;
 const HUGE_1G = 1024 * 1024 * 1024;
 
 export class DmaBuffer extends Resource {
   readonly #native: NativeDmaBuffer;
-  // A list with each user's index kept on the user: O(1) add and remove, no
-  // hashing on the map path (a Set's add/delete was a tenth of map + unmap).
-  readonly #users: BufferUser[] = [];
+  readonly #users = new BufferUsers();
   // What the safety net's closer knows (it must not reach the buffer itself).
   readonly #state = { open: true };
   readonly description: string;
@@ -170,9 +214,14 @@ export class DmaBuffer extends Resource {
     return this.#native.fd;
   }
 
+  /** @internal Always: a device may write our memory (a BAR mmap can be read-only). */
+  get writable(): boolean {
+    return true;
+  }
+
   /** Live users (mappings, registrations) of this buffer. */
   get users(): readonly BufferUser[] {
-    return this.#users.slice();
+    return this.#users.list();
   }
 
   /**
@@ -192,21 +241,12 @@ export class DmaBuffer extends Resource {
 
   /** @internal */
   addUser(user: BufferUser): void {
-    if (user.bufferSlot >= 0) return;
-    user.bufferSlot = this.#users.length;
-    this.#users.push(user);
+    this.#users.add(user);
   }
 
   /** @internal */
   removeUser(user: BufferUser): void {
-    const i = user.bufferSlot;
-    if (i < 0 || this.#users[i] !== user) return;
-    const last = this.#users.pop()!;
-    if (last !== user) {
-      this.#users[i] = last;
-      last.bufferSlot = i;
-    }
-    user.bufferSlot = -1;
+    this.#users.delete(user);
   }
 
   /** Checks [offset, offset+size) lies inside the buffer. */
@@ -222,13 +262,7 @@ export class DmaBuffer extends Resource {
   }
 
   protected override release(): void {
-    if (this.#users.length > 0) {
-      const names = this.#users.map((u) => u.description).join(', ');
-      throw new VfioError(
-        RuleCode.BUFFER_IN_USE,
-        `${this.description} cannot be freed while the device can still DMA into it (${names}); unmap it first, or close the container`,
-      );
-    }
+    this.#users.assertNone(this.description);
     this.#native.close();
     this.#state.open = false;
   }

@@ -1,14 +1,21 @@
 // One live IOMMU mapping: iova..iova+size → buffer[offset..offset+size).
-// While it lives, the buffer cannot be freed.
+// While it lives, the buffer (or the BAR mmap, for peer-to-peer DMA) cannot be freed.
 
 import type { DmaBuffer } from './dma-buffer';
 import { hex } from './iova';
 import type { Iommu } from './iommu';
+import type { RegionMapping } from './region';
 import { Resource } from './resource';
+
+/**
+ * What a DMA mapping maps: memory of ours, or another device's BAR mmap
+ * (peer-to-peer: this IOMMU's devices then reach that device's registers).
+ */
+export type DmaSource = DmaBuffer | RegionMapping;
 
 /** A validated map request (Iommu's #reserve builds it). */
 export interface DmaMappingInit {
-  buffer: DmaBuffer;
+  buffer: DmaSource;
   offset: number;
   iova: bigint;
   size: bigint;
@@ -18,7 +25,8 @@ export interface DmaMappingInit {
 
 export class DmaMapping extends Resource {
   readonly iommu: Iommu;
-  readonly buffer: DmaBuffer;
+  /** The memory mapped: a DmaBuffer, or a BAR mmap (RegionMapping) for peer-to-peer DMA. */
+  readonly buffer: DmaSource;
   /** Offset of the mapped range inside the buffer. */
   readonly offset: number;
   readonly iova: bigint;

@@ -35,6 +35,8 @@ export const RuleCode = {
   DMA_LIMIT: 'ERR_VFIO_DMA_LIMIT',
   /** The device lacks the capability asked for (e.g. no reset method, a non-maskable interrupt). */
   UNSUPPORTED: 'ERR_VFIO_UNSUPPORTED',
+  /** A PCI hot reset would hit a group the caller did not hand over as proof of ownership. */
+  RESET_GROUP_MISSING: 'ERR_VFIO_RESET_GROUP_MISSING',
   /** Nothing happened within the time asked for (Irq.wait). */
   TIMEOUT: 'ERR_VFIO_TIMEOUT',
   /** An async operation on this object has not settled yet. */

@@ -202,7 +202,7 @@ export class Group extends Resource {
     try {
       this.#native.unsetContainer();
     } catch (e) {
-      rethrow(e, `${this.description}: detaching it from ${container.description}`);
+      if (!this.#kernelDetached(e)) rethrow(e, `${this.description}: detaching it from ${container.description}`);
     }
     this.#container = null;
     container.groupDetached(this);
@@ -213,6 +213,21 @@ export class Group extends Resource {
     this.#native.close();
     openPaths.delete(this.path);
     this.markClosed();
+  }
+
+  /**
+   * Did the kernel detach the group on its own? When its last device leaves
+   * vfio-pci (an unbind after a release request), the kernel takes the
+   * group out of its container; UNSET_CONTAINER then says EINVAL, and
+   * GET_STATUS ENODEV (6.1 in the test guest: the group has no devices left).
+   */
+  #kernelDetached(e: unknown): boolean {
+    if ((e as { code?: unknown }).code !== 'EINVAL') return false;
+    try {
+      return (this.#native.getStatus() & native().constants.VFIO_GROUP_FLAGS_CONTAINER_SET) === 0;
+    } catch (status) {
+      return (status as { code?: unknown }).code === 'ENODEV';
+    }
   }
 
   #assertViable(): void {

@@ -6,12 +6,13 @@
 import { argBool, argOptions, argSize, argU64, optionField, rangeError, typeError, valueError } from './args';
 import type { Container } from './container';
 import { DmaBuffer } from './dma-buffer';
-import { DmaMapping, type DmaMappingInit } from './dma-mapping';
+import { DmaMapping, type DmaMappingInit, type DmaSource } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { IovaBooks } from './iova-books';
 import { hex, IOVA_LIMIT } from './iova';
 import { native, type NativeContainer } from './native';
 import { memlockHint } from './hints';
+import { RegionMapping } from './region';
 
 export type IommuKind = 'type1' | 'type1v2' | 'spapr' | 'spapr-v2';
 
@@ -83,8 +84,12 @@ export abstract class Iommu {
     return this.#pending.size;
   }
 
-  /** Map a buffer (or part of it) for DMA. */
-  map(buffer: DmaBuffer, options?: MapOptions): DmaMapping {
+  /**
+   * Map a buffer (or part of it) for DMA. A RegionMapping (a BAR mmap of
+   * another device) maps that device's registers for peer-to-peer DMA: the
+   * devices of this IOMMU then reach them at the IOVA.
+   */
+  map(buffer: DmaSource, options?: MapOptions): DmaMapping {
     const mapping = this.#reserve(buffer, options);
     try {
       this.issueMap(mapping);
@@ -96,7 +101,7 @@ export abstract class Iommu {
   }
 
   /** map() with the pinning done on the libuv thread pool (GiBs take seconds). */
-  async mapAsync(buffer: DmaBuffer, options?: MapOptions): Promise<DmaMapping> {
+  async mapAsync(buffer: DmaSource, options?: MapOptions): Promise<DmaMapping> {
     const mapping = this.#reserve(buffer, options);
     this.#pending.add(mapping);
     try {
@@ -264,8 +269,8 @@ export abstract class Iommu {
 
   // --- validation, in a fixed order so the same bad input always gets the same error
 
-  #reserve(buffer: DmaBuffer, options: MapOptions | undefined): DmaMapping {
-    if (!DmaBuffer.isBuffer(buffer)) throw typeError('buffer', 'a DmaBuffer', buffer);
+  #reserve(buffer: DmaSource, options: MapOptions | undefined): DmaMapping {
+    if (!DmaBuffer.isBuffer(buffer) && !RegionMapping.isMapping(buffer)) throw typeError('buffer', 'a DmaBuffer or a RegionMapping', buffer);
     const o = argOptions(options);
     const givenIova = optionField(o, 'iova', 'options.iova');
     const givenOffset = optionField(o, 'offset', 'options.offset');
@@ -282,6 +287,9 @@ export abstract class Iommu {
     }
     this.assertUsable();
     buffer.handle(); // closed buffer → ERR_VFIO_CLOSED
+    if (writable && !buffer.writable) {
+      throw new VfioError(RuleCode.REGION_ACCESS, `${this.description}: ${buffer.description} is read-only, so a device cannot write through it; map it with { writable: false }, or mmap it writable`);
+    }
     const size = explicitSize ?? Math.max(buffer.size - offset, 0);
     if (size === 0) throw new VfioError(RuleCode.BAD_RANGE, `${this.description}: a mapping needs a size > 0`);
     const bigSize = BigInt(size);

@@ -73,6 +73,12 @@ export interface NativeContainer extends NativeFdOwner {
   /** Same on the libuv thread pool; keeps `buffer` alive until settled. */
   mapDmaAsync(buffer: NativeDmaBuffer, offset: number, size: number, iova: bigint, flags: number): Promise<void>;
   /**
+   * ioctl(VFIO_IOMMU_MAP_DMA) of mapping[offset, offset+size): another
+   * device's BAR mmap as the memory, for peer-to-peer DMA. Bounds-checked
+   * natively like mapDma.
+   */
+  mapDmaRegion(mapping: NativeRegionMapping, offset: number, size: number, iova: bigint, flags: number): void;
+  /**
    * ioctl(VFIO_IOMMU_UNMAP_DMA). flags may hold VFIO_DMA_UNMAP_FLAG_ALL (then iova
    * and size must be 0). Returns the size the kernel reports it unmapped.
    */
@@ -140,6 +146,19 @@ export interface IrqInfoRaw {
 
 export type AccessWidth = 1 | 2 | 4 | 8;
 
+/** struct vfio_pci_dependent_device */
+export interface DependentDeviceRaw {
+  groupId: number;
+  segment: number;
+  bus: number;
+  devfn: number;
+}
+
+export interface HotResetInfoRaw {
+  flags: number;
+  devices: DependentDeviceRaw[];
+}
+
 export interface NativeDevice extends NativeFdOwner {
   /** ioctl(VFIO_DEVICE_GET_INFO) */
   getInfo(): DeviceInfoRaw;
@@ -160,6 +179,13 @@ export interface NativeDevice extends NativeFdOwner {
   setIrqsNone(index: number, start: number, count: number, action: number): void;
   /** ioctl(VFIO_DEVICE_RESET) */
   reset(): void;
+  /**
+   * ioctl(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO): the devices a bus or slot
+   * reset would hit; the ENOSPC size protocol is handled natively.
+   */
+  getPciHotResetInfo(): HotResetInfoRaw;
+  /** ioctl(VFIO_DEVICE_PCI_HOT_RESET) with the fds of `groups`, in order. */
+  pciHotReset(groups: NativeGroup[]): void;
   /**
    * pread of exactly `width` bytes at the device-fd offset (region offset +
    * offset inside it). Widths 1, 2, 4 return number; 8 returns bigint.

@@ -13,6 +13,9 @@
 
 import { argBool, argBytes, argInt, argOptions, argSize, optionField, rangeError, typeError } from './args';
 import type { Device, DeviceNatives } from './device';
+import { BufferUsers } from './dma-buffer';
+import type { DmaMapping } from './dma-mapping';
+import type { Iommu } from './iommu';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { hex } from './iova';
 import { native, type AccessWidth, type NativeDevice, type NativeRegionMapping, type RegionInfoRaw } from './native';
@@ -160,7 +163,12 @@ export class Region {
 
   /** @internal Device teardown: munmap everything (a BAR mmap keeps the device open). */
   deviceClosing(): void {
-    for (const m of [...this.#mappings]) m.close();
+    for (const m of [...this.#mappings]) m.closeNow();
+  }
+
+  /** @internal teardown()'s refusal, before anything closes: see RegionMapping.assertNoUsersBeyond. */
+  assertNoUsersBeyond(leaving: Iommu | null): void {
+    for (const m of this.#mappings) m.assertNoUsersBeyond(leaving);
   }
 
   #check(offset: number, width: number, align: number, what: 'read' | 'write'): void {
@@ -199,14 +207,21 @@ export class Region {
 // Node 20's V8 refuses typed arrays over more than 2^32 elements.
 const maxViewBytes = 2 ** 32;
 
-/** An mmap of part of a region; offsets relative to the region start. */
+/**
+ * An mmap of part of a region; offsets relative to the region start. It can
+ * also be the memory of a DMA mapping of another device (peer-to-peer DMA:
+ * iommu.map(mapping)); while such a mapping lives, it cannot be unmapped.
+ */
 export class RegionMapping extends Resource {
   readonly region: Region;
   /** Offset of the mapping within the region. */
   readonly offset: number;
   readonly size: number;
+  /** Made with PROT_WRITE. */
+  readonly writable: boolean;
   readonly description: string;
   readonly #native: NativeRegionMapping;
+  readonly #users = new BufferUsers<DmaMapping>();
   readonly #natives: DeviceNatives;
   readonly #onClose: () => void;
   // Views of a read-write mapping (detached by close()), else null.
@@ -221,6 +236,7 @@ export class RegionMapping extends Resource {
     this.region = region;
     this.offset = offset;
     this.size = handle.size;
+    this.writable = writable;
     this.#native = handle;
     this.#natives = natives;
     this.#onClose = onClose;
@@ -298,7 +314,65 @@ export class RegionMapping extends Resource {
     return at;
   }
 
+  /** Live DMA mappings (of any device's IOMMU) that use this mapping as their memory. */
+  get users(): readonly DmaMapping[] {
+    return this.#users.list();
+  }
+
+  /** @internal A brand check for the map path; never runs a caller's code. */
+  static isMapping(value: unknown): value is RegionMapping {
+    return typeof value === 'object' && value !== null && #users in value;
+  }
+
+  /** @internal The native handle, for the IOMMU code that maps it. */
+  handle(): NativeRegionMapping {
+    this.assertOpen();
+    return this.#native;
+  }
+
+  /** @internal */
+  addUser(user: DmaMapping): void {
+    this.#users.add(user);
+  }
+
+  /** @internal */
+  removeUser(user: DmaMapping): void {
+    this.#users.delete(user);
+  }
+
+  /** Checks [offset, offset+size) lies inside the mapping (offsets relative to the mapping). */
+  checkRange(offset: number, size: number): void {
+    if (offset + size > this.size) {
+      throw new VfioError(RuleCode.BUFFER_RANGE, `${this.description}: range ${hex(offset)}+${hex(size)} ends past the mapping's end ${hex(this.size)}`);
+    }
+  }
+
+  /**
+   * @internal teardown()'s refusal: a peer's DMA mapping that outlives this
+   * teardown (another IOMMU than the one `leaving` with it) still uses the
+   * mapping, so the device cannot close.
+   */
+  assertNoUsersBeyond(leaving: Iommu | null): void {
+    if (this.#users.list().some((m) => m.iommu !== leaving)) this.#users.assertNone(this.description);
+  }
+
+  /**
+   * @internal Device teardown, step 1: munmap. Users of the leaving IOMMU
+   * (assertNoUsersBeyond let them through) are unmapped in step 2, once no
+   * device of it is open.
+   */
+  closeNow(): void {
+    if (this.closed) return;
+    this.#unmap();
+    this.markClosed();
+  }
+
   protected override release(): void {
+    this.#users.assertNone(this.description);
+    this.#unmap();
+  }
+
+  #unmap(): void {
     this.#native.close();
     this.#natives.mmaps.delete(this.#native);
     this.#onClose();

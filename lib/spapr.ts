@@ -23,6 +23,7 @@ import { RuleCode, VfioError, rethrow } from './errors';
 import { argInstance, argInt, argOptions, argSize, argU64, optionField, valueError } from './args';
 import type { Container } from './container';
 import { DmaBuffer } from './dma-buffer';
+import type { DmaSource } from './dma-mapping';
 import { hex, isAligned, overlaps } from './iova';
 import { Iommu, type MapRequest } from './iommu';
 import { memlockHint } from './hints';
@@ -289,6 +290,7 @@ export class SpaprTceIommu extends Iommu {
   // The checks after the generic ones (buffer range, IOMMU page alignment),
   // in this order: one window, its page size, the memory's page size, registration.
   protected checkMap(r: MapRequest): void {
+    const buffer = ownMemory(r.buffer, this.description);
     const w = this.#windows.find((x) => x.contains(r.iova, r.size));
     if (!w) {
       const partly = this.#windows.find((x) => overlaps(r.iova, r.size, x.start, x.size));
@@ -309,12 +311,12 @@ export class SpaprTceIommu extends Iommu {
         );
       }
     }
-    if (w.pageSize > BigInt(r.buffer.pageSize)) {
+    if (w.pageSize > BigInt(buffer.pageSize)) {
       throw new VfioError(
         RuleCode.PAGE_SIZE_MISMATCH,
         `${this.description}: the ${w.description} needs memory backed by pages of at least ${hex(w.pageSize)} bytes (one TCE maps one such page), ` +
-          `but ${r.buffer.description} is backed by ${hex(r.buffer.pageSize)}-byte pages (the kernel would say EINVAL); ` +
-          `back the buffer with huge pages (DmaBuffer.allocate(size, { hugePageSize })) or map it through a window of ${hex(r.buffer.pageSize)}-byte pages`,
+          `but ${buffer.description} is backed by ${hex(buffer.pageSize)}-byte pages (the kernel would say EINVAL); ` +
+          `back the buffer with huge pages (DmaBuffer.allocate(size, { hugePageSize })) or map it through a window of ${hex(buffer.pageSize)}-byte pages`,
       );
     }
     if (this.kind === 'spapr-v2') {
@@ -328,12 +330,13 @@ export class SpaprTceIommu extends Iommu {
     }
   }
 
+  // checkMap let only DmaBuffers through.
   protected issueMap(m: DmaMapping): void {
-    this.container.mapDma(m.buffer.handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
+    this.container.mapDma((m.buffer as DmaBuffer).handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
   }
 
   protected issueMapAsync(m: DmaMapping): Promise<void> {
-    return this.container.mapDmaAsync(m.buffer.handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
+    return this.container.mapDmaAsync((m.buffer as DmaBuffer).handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
   }
 
   // sPAPR echoes the requested size, mapped or not: the books here are
@@ -393,4 +396,10 @@ function pageSizeList(bitmap: bigint): string {
   const sizes: string[] = [];
   for (let bit = 0n; bit < 64n; bit++) if (bitmap & (1n << bit)) sizes.push(hex(1n << bit));
   return `bitmap ${hex(bitmap)}: ${sizes.join(', ')}`;
+}
+
+/** sPAPR maps only memory of ours: a TCE needs a struct page behind it (no peer-to-peer through a BAR mmap). */
+function ownMemory(source: DmaSource, where: string): DmaBuffer {
+  if (DmaBuffer.isBuffer(source)) return source;
+  throw new VfioError(RuleCode.UNSUPPORTED, `${where}: ${source.description} is a BAR mmap; the sPAPR TCE IOMMU maps only DmaBuffers (no peer-to-peer DMA)`);
 }

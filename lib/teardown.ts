@@ -9,7 +9,8 @@
 //   4. group unset (VFIO_GROUP_UNSET_CONTAINER)   the last one takes the IOMMU context with it
 //   5. fds: groups, KVM-VFIO devices, VMs, the container
 //
-// Everything that can refuse is checked before step 1, so a refusal changes
+// Everything that can refuse is checked before step 1 (async work in flight;
+// a BAR mmap another IOMMU still maps for peer-to-peer DMA), so a refusal changes
 // nothing. Steps 1 and 5 cannot fail: closing a device fd disables its
 // interrupts in the kernel, and close(2) always releases the fd. A kernel
 // failure in steps 2-4 stops the teardown there: what was done is recorded
@@ -52,6 +53,8 @@ export function teardown(plan: Plan): void {
         `${plan.iommu.description} have not settled (its mappings go with it); await them first. Nothing was changed`,
     );
   }
+  // A BAR mmap that another IOMMU maps for peer-to-peer DMA outlives no device close.
+  for (const d of plan.devices) d.assertNoPeerUsers(plan.iommu);
   const done: string[] = [];
   // 1. Interrupts, BAR mmaps, device fds.
   for (const d of plan.devices) {

@@ -1,6 +1,7 @@
 // The type1 IOMMU (x86, ARM): any IOVA in the reported ranges, any page size
 // in iova_pgsizes; overlapping maps fail with EEXIST, so we refuse them first.
 
+import { DmaBuffer } from './dma-buffer';
 import type { DmaMapping } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { hex, IOVA_LIMIT, smallestPage } from './iova';
@@ -77,11 +78,16 @@ export class Type1Iommu extends Iommu {
   }
 
   protected issueMap(m: DmaMapping): void {
-    this.container.mapDma(m.buffer.handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
+    const b = m.buffer;
+    if (DmaBuffer.isBuffer(b)) this.container.mapDma(b.handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
+    else this.container.mapDmaRegion(b.handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
   }
 
+  // A BAR has no pages to pin: its map is quick and stays on this thread.
   protected issueMapAsync(m: DmaMapping): Promise<void> {
-    return this.container.mapDmaAsync(m.buffer.handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
+    const b = m.buffer;
+    if (!DmaBuffer.isBuffer(b)) return new Promise((resolve) => resolve(this.issueMap(m)));
+    return this.container.mapDmaAsync(b.handle(), m.offset, Number(m.size), m.iova, this.mapFlags(m));
   }
 
   protected issueUnmap(iova: bigint, size: bigint): bigint {

@@ -12,6 +12,7 @@ void Container::Init(Napi::Env env, Napi::Object exports) {
                   Method<&Container::Type1GetInfo>("type1GetInfo"),
                   Method<&Container::MapDma>("mapDma"),
                   Method<&Container::MapDmaAsync>("mapDmaAsync"),
+                  Method<&Container::MapDmaRegion>("mapDmaRegion"),
                   Method<&Container::UnmapDma>("unmapDma"),
                   Method<&Container::UnmapDmaAsync>("unmapDmaAsync"),
                   Method<&Container::SpaprGetInfo>("spaprGetInfo"),

@@ -23,6 +23,7 @@ class Container : public FdWrap<Container> {
   Napi::Value Type1GetInfo(const Napi::CallbackInfo& info);
   Napi::Value MapDma(const Napi::CallbackInfo& info);
   Napi::Value MapDmaAsync(const Napi::CallbackInfo& info);
+  Napi::Value MapDmaRegion(const Napi::CallbackInfo& info);
   Napi::Value UnmapDma(const Napi::CallbackInfo& info);
   Napi::Value UnmapDmaAsync(const Napi::CallbackInfo& info);
 

@@ -6,6 +6,7 @@
 #include "info_caps.h"
 #include "js_values.h"
 #include "ioctl_worker.h"
+#include "region_mmap.h"
 
 namespace vfio {
 
@@ -131,6 +132,24 @@ Napi::Value Container::MapDmaAsync(const Napi::CallbackInfo& info) {
   vfio_iommu_type1_dma_map map = ParseMap(info, &buffer);
   auto* worker = new MapWorker(info.Env(), fd_, map, buffer, info[0].As<Napi::Object>());
   return worker->Start();
+}
+
+// Peer-to-peer: the source is another device's BAR mmap. type1 resolves the
+// PFNMAP vma to the BAR's physical pages; nothing is pinned, so no async twin.
+Napi::Value Container::MapDmaRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = Require(env);
+  RegionMapping* mapping = UnwrapArg<RegionMapping>(info, 0, "mapping");
+  uint64_t offset = ArgSafeUint(info, 1, "offset");
+  uint64_t size = ArgSafeUint(info, 2, "size");
+  vfio_iommu_type1_dma_map map{};
+  map.argsz = sizeof map;
+  map.iova = ArgBigUint64(info, 3, "iova");
+  map.flags = ArgUint32(info, 4, "flags");
+  map.vaddr = mapping->Vaddr(env, offset, size);
+  map.size = size;
+  VFIO_IOCTL(env, fd, VFIO_IOMMU_MAP_DMA, &map);
+  return env.Undefined();
 }
 
 Napi::Value Container::UnmapDma(const Napi::CallbackInfo& info) {

@@ -57,6 +57,8 @@ void Device::Init(Napi::Env env, Napi::Object) {
                   Method<&Device::SetIrqsEventfds>("setIrqsEventfds"),
                   Method<&Device::SetIrqsNone>("setIrqsNone"),
                   Method<&Device::Reset>("reset"),
+                  Method<&Device::GetPciHotResetInfo>("getPciHotResetInfo"),
+                  Method<&Device::PciHotReset>("pciHotReset"),
                   Method<&Device::Read>("read"),
                   Method<&Device::Write>("write"),
                   Method<&Device::ReadBytes>("readBytes"),

@@ -22,6 +22,9 @@ class Device : public FdWrap<Device> {
   Napi::Value SetIrqsEventfds(const Napi::CallbackInfo& info);
   Napi::Value SetIrqsNone(const Napi::CallbackInfo& info);
   Napi::Value Reset(const Napi::CallbackInfo& info);
+  // PCI hot reset (device_reset.cc)
+  Napi::Value GetPciHotResetInfo(const Napi::CallbackInfo& info);
+  Napi::Value PciHotReset(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value ReadBytes(const Napi::CallbackInfo& info);

@@ -44,6 +44,15 @@ uint8_t* RegionMapping::Addr(Napi::Env env) const {
   return memory_.memory()->addr();
 }
 
+uint64_t RegionMapping::Vaddr(Napi::Env env, uint64_t offset, uint64_t size) const {
+  uint8_t* addr = Addr(env);
+  if (offset > size_ || size > size_ - offset) {
+    ThrowRangeError(env, "The range [" + std::to_string(offset) + ", " + std::to_string(offset + size) +
+                             ") is out of range. It must lie inside the mapping (" + std::to_string(size_) + " bytes)");
+  }
+  return reinterpret_cast<uintptr_t>(addr) + offset;
+}
+
 // Read() and Write() checked that the mapping is open (that error comes first).
 volatile uint8_t* RegionMapping::Slot(const Napi::CallbackInfo& info, uint64_t offset, unsigned width,
                                       int needed_prot) {

@@ -27,6 +27,10 @@ class RegionMapping : public Wrap<RegionMapping> {
 
   explicit RegionMapping(const Napi::CallbackInfo& info) : Wrap(info) {}
 
+  // Address of [offset, offset + size) inside the mapping, for a peer-to-peer
+  // DMA map; ERR_VFIO_CLOSED after close, RangeError unless the range lies inside.
+  uint64_t Vaddr(Napi::Env env, uint64_t offset, uint64_t size) const;
+
  private:
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);

@@ -11,6 +11,8 @@ export interface TestEnv {
   group: number;
   /** A vfio-pci device sharing a group with a device on a host driver (the guest's non-viable group). */
   shared?: { bdf: string; hostBdf: string; group: number };
+  /** An edu alone below a PCIe root port (the guest's edu C): a bus reset hits only it. */
+  rootPort?: { bdf: string; group: number; port: string };
   /** Running inside the project's test guest (root, edu devices, kvm loaded). */
   guest: boolean;
 }
@@ -29,7 +31,11 @@ export function testEnv(): TestEnv {
     e.VFIO_TEST_SHARED_BDF && e.VFIO_TEST_SHARED_HOST_BDF && e.VFIO_TEST_SHARED_GROUP
       ? { bdf: e.VFIO_TEST_SHARED_BDF, hostBdf: e.VFIO_TEST_SHARED_HOST_BDF, group: Number(e.VFIO_TEST_SHARED_GROUP) }
       : undefined;
-  return { bdf, group, shared, guest: e.VFIO_GUEST === '1' };
+  const rootPort =
+    e.VFIO_TEST_ROOTPORT_BDF && e.VFIO_TEST_ROOTPORT_GROUP && e.VFIO_TEST_ROOTPORT_PORT
+      ? { bdf: e.VFIO_TEST_ROOTPORT_BDF, group: Number(e.VFIO_TEST_ROOTPORT_GROUP), port: e.VFIO_TEST_ROOTPORT_PORT }
+      : undefined;
+  return { bdf, group, shared, rootPort, guest: e.VFIO_GUEST === '1' };
 }
 
 /** The guest topology is part of the contract: fail loudly when it is missing. */
@@ -38,6 +44,14 @@ export function requireShared(env: TestEnv): NonNullable<TestEnv['shared']> {
     throw new Error('this test needs the guest\'s shared group (VFIO_TEST_SHARED_BDF, _HOST_BDF, _GROUP): run it through scripts/guest/run');
   }
   return env.shared;
+}
+
+/** The guest's edu below a PCIe root port: fail loudly when it is missing. */
+export function requireRootPort(env: TestEnv): NonNullable<TestEnv['rootPort']> {
+  if (!env.rootPort) {
+    throw new Error('this test needs the guest\'s edu below a PCIe root port (VFIO_TEST_ROOTPORT_BDF, _GROUP, _PORT): run it through scripts/guest/run');
+  }
+  return env.rootPort;
 }
 
 function groupOf(bdf: string): number {

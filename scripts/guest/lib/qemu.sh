@@ -5,6 +5,9 @@
 #   00:05.0  pcie-pci-bridge              } one IOMMU group: devices behind
 #   01:01.0    edu "B"  (vfio-pci)        } a PCIe-to-PCI bridge share the
 #   01:02.0    e1000e   (host driver)     } bridge's requester ID
+#   00:07.0  pcie-root-port               its own group
+#   0N:00.0    edu "C"  (vfio-pci)        alone below the port: a secondary
+#                                         bus reset resets only it
 #   00:10-12 virtio-9p: root, ctl, out    each alone in its group
 topology_args() {
 	echo -device; echo edu,addr=03.0
@@ -15,6 +18,10 @@ topology_args() {
 	# backend gives it a peer without touching any host network.
 	echo -netdev; echo user,id=net0,restrict=on
 	echo -device; echo e1000e,bus=br0,addr=02.0,netdev=net0
+	# The bus number below the port depends on the bridges before it, so
+	# the guest finds edu C as the device below 00:07.0, not by its BDF.
+	echo -device; echo pcie-root-port,id=rp7,chassis=7,slot=7,addr=07.0
+	echo -device; echo edu,bus=rp7,addr=00.0
 }
 
 # share TAG PATH ADDR [OPTIONS] — a 9p export of a host folder (a comma in

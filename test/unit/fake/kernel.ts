@@ -121,7 +121,7 @@ export class GroupState {
 interface Mapping {
   iova: bigint;
   size: bigint;
-  buffer: FakeDmaBuffer;
+  buffer: FakeDmaBuffer | FakeRegionMapping;
   offset: number;
 }
 
@@ -162,6 +162,12 @@ export class FakeKernel implements N.NativeBinding {
   };
   /** The device is edu, which has no reset method; true models one with FLR. */
   resettable = false;
+  /**
+   * What a PCI hot reset of a device hits: device name → the names below the
+   * same bridge (itself included). A device not listed sits on the root bus:
+   * GET_PCI_HOT_RESET_INFO answers ENODEV, as it did for edu at 00:03.0.
+   */
+  hotResetBus = new Map<string, string[]>();
   /** Which IOMMU driver the next containers offer: vfio_iommu_type1 or vfio_iommu_spapr_tce. */
   iommuFamily: 'type1' | 'spapr' = 'type1';
   /** sPAPR GET_INFO the next container reports (ddw only for v2), as the ppc64 guest's kernel did. */
@@ -360,13 +366,26 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   }
   // vfio_dma_do_map's order: arguments, overlap, entry limit, IOVA ranges, pinning.
   mapDma(buffer: N.NativeDmaBuffer, offset: number, size: number, iova: bigint, flags: number): void {
-    this.live();
     const b = buffer as FakeDmaBuffer;
-    if (b.closed) throw closedError();
-    if (offset + size > b.size) throw Object.assign(new RangeError('out of range'), { code: 'ERR_OUT_OF_RANGE' });
+    this.#map(b, b.closed, offset, size, iova, flags);
+  }
+  /** type1 maps a BAR's PFNMAP vma as it maps memory (nothing to pin, nothing accounted). */
+  mapDmaRegion(mapping: N.NativeRegionMapping, offset: number, size: number, iova: bigint, flags: number): void {
+    const r = mapping as FakeRegionMapping;
+    this.#map(r, r.closed, offset, size, iova, flags);
+  }
+  #map(source: FakeDmaBuffer | FakeRegionMapping, closed: boolean, offset: number, size: number, iova: bigint, flags: number): void {
+    this.live();
+    if (closed) throw closedError();
+    if (offset + size > source.size) throw Object.assign(new RangeError('out of range'), { code: 'ERR_OUT_OF_RANGE' });
     const name = 'ioctl(VFIO_IOMMU_MAP_DMA)';
     this.#driverIoctl(name);
-    if (this.#spapr) return this.#spaprMap(b, offset, BigInt(size), iova);
+    const memory = source instanceof FakeDmaBuffer ? source : null;
+    if (this.#spapr) {
+      // A TCE needs a struct page: a BAR cannot be mapped there.
+      if (!memory) throw sysError('EINVAL', name);
+      return this.#spaprMap(memory, offset, BigInt(size), iova);
+    }
     const min = this.k.type1.pgsizes & -this.k.type1.pgsizes;
     const s = BigInt(size);
     const prot = flags & (C.VFIO_DMA_MAP_FLAG_READ | C.VFIO_DMA_MAP_FLAG_WRITE);
@@ -375,9 +394,10 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     if (this.dmaAvail !== null && this.dmaAvail <= 0) throw sysError('ENOSPC', name);
     const ranges = this.k.type1.ranges;
     if (ranges && !ranges.some((r) => iova >= r.start && iova + s - 1n <= r.end)) throw sysError('EINVAL', name);
-    const pinned = this.k.containers.reduce((n, c) => n + c.mappings.reduce((a, m) => a + m.size, 0n), 0n);
-    if (this.k.memlock[0] >= 0n && pinned + s > this.k.memlock[0]) throw sysError('ENOMEM', name);
-    this.mappings.push({ iova, size: s, buffer: b, offset });
+    // A BAR (a peer-to-peer source) pins and accounts nothing.
+    const pinned = this.k.containers.reduce((n, c) => n + c.mappings.reduce((a, m) => a + (m.buffer instanceof FakeDmaBuffer ? m.size : 0n), 0n), 0n);
+    if (memory && this.k.memlock[0] >= 0n && pinned + s > this.k.memlock[0]) throw sysError('ENOMEM', name);
+    this.mappings.push({ iova, size: s, buffer: source, offset });
     if (this.dmaAvail !== null) this.dmaAvail--;
   }
   async mapDmaAsync(buffer: N.NativeDmaBuffer, offset: number, size: number, iova: bigint, flags: number): Promise<void> {
@@ -557,7 +577,7 @@ export class FakeGroup extends FakeFd implements N.NativeGroup {
     this.k.syscall('ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     if (!this.state.container?.iommu) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     if (!this.state.spec.devices.includes(name)) throw sysError('ENODEV', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
-    const d = new FakeDevice(this.k, this.state);
+    const d = new FakeDevice(this.k, this.state, name);
     this.k.devices.push(d);
     return d;
   }
@@ -589,6 +609,7 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
   constructor(
     readonly k: FakeKernel,
     readonly group: GroupState,
+    readonly name = '0000:00:03.0',
   ) {
     super();
     group.openDevices++;
@@ -679,6 +700,40 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
     if (!this.k.resettable) throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_RESET)');
     this.resets++;
   }
+  /** vfio_pci_get_hot_reset_info: the devices below the bridge, with their groups. */
+  getPciHotResetInfo(): N.HotResetInfoRaw {
+    this.live();
+    const name = 'ioctl(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO)';
+    this.k.syscall(name);
+    const hit = this.k.hotResetBus.get(this.name);
+    if (!hit) throw sysError('ENODEV', name);
+    return {
+      flags: 0,
+      devices: hit.map((dev) => {
+        const [segment, bus, slot] = dev.split(/[:.]/).map((x) => parseInt(x, 16));
+        const fn = Number(dev.split('.')[1]);
+        const group = [...this.k.groups.values()].find((g) => g.spec.devices.includes(dev));
+        return { groupId: group?.spec.id ?? 0, segment, bus, devfn: (slot << 3) | fn };
+      }),
+    };
+  }
+  /** vfio_pci_ioctl_pci_hot_reset: every group the reset hits among the fds, or EINVAL. */
+  pciHotReset(groups: N.NativeGroup[]): void {
+    this.live();
+    const fakes = groups.map((g) => g as FakeGroup);
+    if (fakes.some((g) => g.fd < 0)) throw closedError();
+    const name = 'ioctl(VFIO_DEVICE_PCI_HOT_RESET)';
+    this.k.syscall(name);
+    const hit = this.k.hotResetBus.get(this.name);
+    if (!hit) throw sysError('ENODEV', name);
+    const given = new Set(fakes.map((g) => g.state));
+    for (const dev of hit) {
+      const g = [...this.k.groups.values()].find((x) => x.spec.devices.includes(dev));
+      if (!g || !given.has(g)) throw sysError('EINVAL', name);
+    }
+    this.hotResets++;
+  }
+  hotResets = 0;
   /**
    * The region an fd offset falls in, and the offset inside it. vfio-pci's
    * answers: at or past a BAR's end EINVAL, across it a short transfer (the
@@ -719,7 +774,7 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
     const [b, o] = this.#space(offset, data.length, 'pwrite');
     b.set(data, o);
   }
-  mmap(offset: bigint, size: number, _prot: number): N.NativeRegionMapping {
+  mmap(offset: bigint, size: number, _prot: number): FakeRegionMapping {
     this.live();
     this.k.syscall('mmap');
     // Only BAR0 is mappable, and only inside its (page-rounded) size.
@@ -729,12 +784,16 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
     const view = this.bar0.subarray(o, o + size);
     this.#refs++;
     let open = true;
+    const isOpen = () => open;
     const check = (off: number, w: number) => {
       if (!open) throw closedError();
       if (off < 0 || off + w > size || off % w) throw Object.assign(new RangeError('out of range'), { code: 'ERR_OUT_OF_RANGE' });
     };
     return {
       size,
+      get closed() {
+        return !isOpen();
+      },
       // Shares memory with pread/pwrite only for a whole-BAR mapping (the
       // BAR's own ArrayBuffer); the fake needs no more.
       arrayBuffer: () => {
@@ -767,6 +826,9 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
     this.#put();
   }
 }
+
+/** The fake's BAR mmap: a NativeRegionMapping that says whether it is still mapped. */
+export type FakeRegionMapping = N.NativeRegionMapping & { readonly closed: boolean };
 
 export interface FakeFile {
   regular: boolean;
