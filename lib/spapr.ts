@@ -18,12 +18,11 @@
 //   4 KiB pages under TCG, 43 s for 64 GiB. Keep test windows small.
 
 import type { BufferUser } from './dma-buffer';
-import type { DmaMapping } from './dma-mapping';
+import type { DmaMapping, DmaSource } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { argInstance, argInt, argOptions, argSize, argU64, optionField, valueError } from './args';
 import type { Container } from './container';
 import { DmaBuffer } from './dma-buffer';
-import type { DmaSource } from './dma-mapping';
 import { hex, isAligned, overlaps } from './iova';
 import { Iommu, type MapRequest } from './iommu';
 import { memlockHint } from './hints';
