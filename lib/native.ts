@@ -1,6 +1,6 @@
 // The one typed surface of the C++ addon (native/). Everything in lib/ talks
 // to the kernel through this interface and nothing else, so the fake backend
-// in test/unit/fake/ can implement the same surface.
+// in lib/testing/ (vfio/testing) can implement the same surface.
 //
 // Conventions of the native layer (native/errors.cc):
 // - each method issues one syscall (ioctl, mmap, pread, pwrite, eventfd...);
@@ -335,7 +335,7 @@ function load(): NativeBinding {
 }
 
 /**
- * Swap the backend (the fake in test/unit/fake/); returns the previous one.
+ * Swap the backend (the mock kernel of lib/testing/, MockKernel.install()); returns the previous one.
  * For tests only: objects opened with one backend must be closed with it.
  */
 export function setNativeBackend(backend: NativeBinding | undefined): NativeBinding | undefined {

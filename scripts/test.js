@@ -133,7 +133,7 @@ const hostKvm = fs.existsSync('/dev/kvm');
 const kvmTests = 'dist/test/kvm/**/*.test.js';
 
 build();
-if (run('unit')) mochaSuite('unit', 'dist/test/unit/**/*.test.js');
+if (run('unit')) mochaSuite('unit', '{dist/test/unit,dist/examples}/**/*.test.js');
 if (run('host')) {
   if (!hostKvm) console.log(`\nthis host has no /dev/kvm: the KVM tests (${kvmTests}) run in the x86_64 guest with the vm suite`);
   mochaSuite('host', hostKvm ? `{dist/test/host,dist/test/kvm}/**/*.test.js` : 'dist/test/host/**/*.test.js');
