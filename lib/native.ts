@@ -276,6 +276,17 @@ export interface NativeKvmDevice extends NativeFdOwner {
   setSpaprTce(group: NativeGroup, tableFd: number): void;
 }
 
+/**
+ * Opt-in fault injection (native/faults.cc): the nth ioctl named `syscall`
+ * ('ioctl(VFIO_IOMMU_MAP_DMA)') from now fails with `errno` (positive) before
+ * the kernel sees it. Reached only through vfio/testing (addonFaults()).
+ */
+export interface NativeFaults {
+  inject(syscall: string, nth: number, errno: number): void;
+  clear(): void;
+  fired(): { syscall: string; nth: number; errno: number }[];
+}
+
 /** Constants from <linux/vfio.h>, <linux/kvm.h>, <sys/mman.h> as compiled into the addon. */
 export interface NativeConstants {
   readonly [name: string]: number;
@@ -315,6 +326,8 @@ export interface NativeBinding {
   getMemlockLimit(): [bigint, bigint];
   /** sysconf(_SC_PAGESIZE) */
   readonly pageSize: number;
+  /** The real addon's fault injection; a test twin has none. */
+  readonly ioctlFaults?: NativeFaults;
 }
 
 let loaded: NativeBinding | undefined;

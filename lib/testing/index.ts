@@ -26,3 +26,4 @@ export {
 export type { DeviceBus, DeviceModel } from './device-model';
 export { EduModel } from './edu';
 export type { ErrnoCode, Fault, FaultSpec, Faults } from './faults';
+export { addonFaults } from './addon-faults';
