@@ -92,7 +92,9 @@ function guestSuite(extra) {
   // VFIO_RECORD_KERNEL_ANSWERS=1: test/vm/kernel-answers.test.ts records the
   // kernel's answers in the out folder instead of comparing; they become the fixture.
   const record = process.env.VFIO_RECORD_KERNEL_ANSWERS === '1' ? ['--env', 'VFIO_RECORD_KERNEL_ANSWERS=1'] : [];
-  const status = sh(path.join(guestRoot(), 'scripts', 'guest', 'run'), ['--kvm', ...record, '--out', out, '--', 'sh', '-c', inner]);
+  // Through `vfio guest`, the entry point users have; the project is its working directory.
+  const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+  const status = sh(process.execPath, [cli, 'guest', '--topology', 'standard', '--kvm', ...record, '--out', out, '--cwd', guestRoot(), '--', 'sh', '-c', inner]);
   if (status === 125) console.error('\nthe test guest could not run: see the messages above (scripts/guest/setup says what to install)');
   if (status === 124) console.error('\nthe test guest timed out: its console is printed above');
   results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-x86_64', status));
