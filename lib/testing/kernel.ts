@@ -1,5 +1,6 @@
-// A test twin of the addon (lib/native.ts), modelled on what the real kernel
-// did in the test guest. Its type1 answers are held to a recording of the
+// MockKernel (vfio/testing): a test twin of the addon (lib/native.ts) for
+// users' tests and the project's own, modelled on what the real kernel did in
+// the test guest. Its type1 answers are held to a recording of the
 // real kernel (test/fixtures/kernel-answers.json, Debian's 6.1 x86_64 with
 // QEMU's edu behind vfio-pci) by test/unit/fake-honesty.test.ts: change a
 // behaviour here only together with the question that shows the kernel does
@@ -7,8 +8,9 @@
 // modelled on Debian's 6.12 ppc64el kernel in the ppc64 test guest, its
 // defects included (see SpaprTable below; not covered by the recording).
 // Every syscall is logged in `calls`, so a test can prove a rule stopped a
-// call before it reached the "kernel". It never stands in for the kernel:
-// test/vm does.
+// call before it reached the "kernel"; `faults` fails the Nth call of a kind;
+// `plug()` puts a scriptable device (device-model.ts) behind a BDF. It never
+// stands in for the kernel: test/vm does.
 //
 // Lifetimes as the kernel has them: a group's file stays open (a second open
 // is EBUSY, the container stays set) while its fd, a device fd or a KVM-VFIO
