@@ -26,7 +26,8 @@ Options:
                     The command finds it in VFIO_GUEST_DEVICE_<NAME> (edu0, nvme0, ...)
   --topology T      the guest's own devices: single (edu A, the default) or
                     standard (edu A, and edu B sharing a group with an e1000e)
-  --arch A          x86_64 (default) or ppc64 (sPAPR; no --device, --kvm)
+  --arch A          x86_64 (default) or ppc64 (sPAPR; no --device, --kvm; it sees
+                    only the package folder, so run from inside that)
   --kvm             load KVM in the guest (/dev/kvm, nested)
   --hugepages N     reserve N huge pages, hugetlbfs on /dev/hugepages
   --smp N           guest CPUs (1 to 8; one boots fastest)
@@ -81,9 +82,15 @@ export function guestCommandLine(argv: string[], cwd: string): { script: string;
   };
   const args: string[] = [];
   const add = (flag: string, v: string | undefined) => v !== undefined && args.push(flag, v);
+  const dir = path.resolve(cwd, values.cwd ?? '.');
   if (arch === 'ppc64') {
     for (const flag of ['device', 'kvm', 'topology', 'smp'] as const) {
       if (values[flag] !== undefined) throw new UsageError(`guest: --${flag} is for the x86_64 guest`, `--${flag}`);
+    }
+    // That guest runs Debian's ppc64el userland and sees only the package folder of the host.
+    const root = packageRoot();
+    if (path.relative(root, dir).startsWith('..')) {
+      throw new UsageError(`guest: the ppc64 guest sees only the package folder (${root}), not ${dir}; run from inside it, or use the x86_64 guest`, '--cwd');
     }
   } else {
     add('--topology', topology);
@@ -98,7 +105,7 @@ export function guestCommandLine(argv: string[], cwd: string): { script: string;
     if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(e)) throw new UsageError(`guest: --env wants NAME=VALUE, not ${quote(e)}`, '--env');
     args.push('--env', e);
   }
-  args.push('--cwd', path.resolve(cwd, values.cwd ?? '.'), '--', ...argv.slice(end + 1));
+  args.push('--cwd', dir, '--', ...argv.slice(end + 1));
   const script = path.join(packageRoot(), 'scripts', arch === 'ppc64' ? 'guest-ppc64' : 'guest', 'run');
   return { script, args };
 }

@@ -462,7 +462,9 @@ describe('vfio guest: the command line handed to the guest', () => {
   });
 
   it('runs the ppc64 guest for --arch ppc64 and refuses what only the x86 guest has', () => {
-    assert.match(guestCommandLine(['--arch', 'ppc64', '--', 'true'], '/p').script, /scripts\/guest-ppc64\/run$/);
+    const root = path.resolve(__dirname, '..', '..', '..');
+    assert.match(guestCommandLine(['--arch', 'ppc64', '--', 'true'], root).script, /scripts\/guest-ppc64\/run$/);
+    assert.throws(() => guestCommandLine(['--arch', 'ppc64', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /sees only the package folder/ });
     assert.throws(() => guestCommandLine(['--arch', 'ppc64', '--device', 'edu', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /--device is for the x86_64 guest/ });
   });
 
