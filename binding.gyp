@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/errors.cc",
+        "native/faults.cc",
         "native/errno_name.cc",
         "native/wrap.cc",
         "native/registry.cc",

@@ -1,6 +1,6 @@
 // The one typed surface of the C++ addon (native/). Everything in lib/ talks
 // to the kernel through this interface and nothing else, so the fake backend
-// in test/unit/fake/ can implement the same surface.
+// in lib/testing/ (vfio/testing) can implement the same surface.
 //
 // Conventions of the native layer (native/errors.cc):
 // - each method issues one syscall (ioctl, mmap, pread, pwrite, eventfd...);
@@ -302,6 +302,17 @@ export interface NativeKvmDevice extends NativeFdOwner {
   setSpaprTce(group: NativeGroup, tableFd: number): void;
 }
 
+/**
+ * Opt-in fault injection (native/faults.cc): the nth ioctl named `syscall`
+ * ('ioctl(VFIO_IOMMU_MAP_DMA)') from now fails with `errno` (positive) before
+ * the kernel sees it. Reached only through vfio/testing (addonFaults()).
+ */
+export interface NativeFaults {
+  inject(syscall: string, nth: number, errno: number): void;
+  clear(): void;
+  fired(): { syscall: string; nth: number; errno: number }[];
+}
+
 /** Constants from <linux/vfio.h>, <linux/kvm.h>, <sys/mman.h> as compiled into the addon. */
 export interface NativeConstants {
   readonly [name: string]: number;
@@ -341,6 +352,8 @@ export interface NativeBinding {
   getMemlockLimit(): [bigint, bigint];
   /** sysconf(_SC_PAGESIZE) */
   readonly pageSize: number;
+  /** The real addon's fault injection; a test twin has none. */
+  readonly ioctlFaults?: NativeFaults;
 }
 
 let loaded: NativeBinding | undefined;
@@ -361,7 +374,7 @@ function load(): NativeBinding {
 }
 
 /**
- * Swap the backend (the fake in test/unit/fake/); returns the previous one.
+ * Swap the backend (the mock kernel of lib/testing/, MockKernel.install()); returns the previous one.
  * For tests only: objects opened with one backend must be closed with it.
  */
 export function setNativeBackend(backend: NativeBinding | undefined): NativeBinding | undefined {

@@ -6,6 +6,7 @@
 #include "device.h"
 #include "dma_buffer.h"
 #include "eventfd.h"
+#include "faults.h"
 #include "group.h"
 #include "kvm.h"
 #include "region_mmap.h"
@@ -26,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Vm::Init(env, exports);
   KvmDevice::Init(env, exports);
   InitConstants(env, exports);
+  InitFaults(env, exports);
   return exports;
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "errno_name.h"
+#include "faults.h"
 
 namespace vfio {
 
@@ -103,7 +104,7 @@ void ThrowClosed(Napi::Env env, const char* what) {
 }
 
 int CheckedIoctl(Napi::Env env, int fd, unsigned long request, void* arg, const char* syscall) {
-  int rc = ::ioctl(fd, request, arg);
+  int rc = Ioctl(fd, request, arg, syscall);
   if (rc < 0) ThrowSystemError(env, errno, syscall);
   return rc;
 }

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "errors.h"
+#include "faults.h"
 #include "fd.h"
 
 namespace vfio {
@@ -44,7 +45,7 @@ class IoctlWorker : public Napi::AsyncWorker {
   virtual Napi::Value Result() = 0;
 
   void Execute() override {
-    if (::ioctl(fd_->Get(), request_, &arg_) < 0) err_ = errno;
+    if (Ioctl(fd_->Get(), request_, &arg_, syscall_) < 0) err_ = errno;
   }
 
   void OnOK() override {

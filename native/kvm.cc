@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "faults.h"
 #include "group.h"
 #include "kvm_compat.h"
 
@@ -99,7 +100,7 @@ Napi::Value KvmDevice::HasAttr(const Napi::CallbackInfo& info) {
   kvm_device_attr da{};
   da.group = ArgUint32(info, 0, "group");
   da.attr = ArgSafeUint(info, 1, "attr");
-  if (::ioctl(fd, KVM_HAS_DEVICE_ATTR, &da) == 0) return Napi::Boolean::New(env, true);
+  if (Ioctl(fd, KVM_HAS_DEVICE_ATTR, &da, VFIO_IOCTL_NAME(KVM_HAS_DEVICE_ATTR)) == 0) return Napi::Boolean::New(env, true);
   if (errno == ENXIO) return Napi::Boolean::New(env, false);
   ThrowSystemError(env, errno, VFIO_IOCTL_NAME(KVM_HAS_DEVICE_ATTR));
 }

@@ -7,7 +7,7 @@
 // anything failed, was skipped, or nothing ran.
 //
 //   npm test                    all four
-//   npm test -- unit host       only those suites (unit, host, vm, vm-ppc64)
+//   npm test -- unit host       only those suites (unit, host, vm, sample, vm-ppc64)
 //   VFIO_VM_FILES='dist/test/vm/dma.test.js' npm test -- vm
 //                               only these guest test files (globs, space-separated)
 //   VFIO_TEST_BDF=0000:01:00.0 npm test -- vm
@@ -92,7 +92,9 @@ function guestSuite(extra) {
   // VFIO_RECORD_KERNEL_ANSWERS=1: test/vm/kernel-answers.test.ts records the
   // kernel's answers in the out folder instead of comparing; they become the fixture.
   const record = process.env.VFIO_RECORD_KERNEL_ANSWERS === '1' ? ['--env', 'VFIO_RECORD_KERNEL_ANSWERS=1'] : [];
-  const status = sh(path.join(guestRoot(), 'scripts', 'guest', 'run'), ['--kvm', ...record, '--out', out, '--', 'sh', '-c', inner]);
+  // Through `vfio guest`, the entry point users have; the project is its working directory.
+  const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+  const status = sh(process.execPath, [cli, 'guest', '--topology', 'standard', '--kvm', ...record, '--out', out, '--cwd', guestRoot(), '--', 'sh', '-c', inner]);
   if (status === 125) console.error('\nthe test guest could not run: see the messages above (scripts/guest/setup says what to install)');
   if (status === 124) console.error('\nthe test guest timed out: its console is printed above');
   results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-x86_64', status));
@@ -133,7 +135,7 @@ const hostKvm = fs.existsSync('/dev/kvm');
 const kvmTests = 'dist/test/kvm/**/*.test.js';
 
 build();
-if (run('unit')) mochaSuite('unit', 'dist/test/unit/**/*.test.js');
+if (run('unit')) mochaSuite('unit', '{dist/test/unit,dist/examples}/**/*.test.js');
 if (run('host')) {
   if (!hostKvm) console.log(`\nthis host has no /dev/kvm: the KVM tests (${kvmTests}) run in the x86_64 guest with the vm suite`);
   mochaSuite('host', hostKvm ? `{dist/test/host,dist/test/kvm}/**/*.test.js` : 'dist/test/host/**/*.test.js');
@@ -142,6 +144,7 @@ if (run('vm')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1') mochaSuite('vm-hardware', 'dist/test/vm/**/*.test.js');
   else guestSuite(hostKvm ? [] : [kvmTests]);
 }
+if (run('sample')) mochaSuite('sample', 'dist/test/sample/**/*.test.js');
 if (run('vm-ppc64')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1' && process.arch === 'ppc64') mochaSuite('vm-spapr-hardware', 'dist/test/vm-spapr/**/*.test.js');
   else ppc64Suite();

@@ -3,12 +3,15 @@
 
 import { type BindingChange, bindAllToVfio, bindToVfio, unbindFromVfio, unbindGroupFromVfio } from '../sysfs/bind';
 import { explainNotViable, iommuGroupOf, readIommuGroup } from '../sysfs/groups';
+import { restoreStaleBindings } from '../sysfs/scoped';
 import { hasBlankOrControl, normalizeAddress, parseVendorDevice, resolveDeviceSpec } from '../sysfs/pci';
 import { type CommandContext, type ExitStatus, UsageError, printJson } from './context';
 import { quote } from './output';
 
 export interface BindFlags {
   group: boolean;
+  /** unbind --restore: the stale scoped bindings instead of one device. */
+  restore?: boolean;
 }
 
 function oneTarget(positionals: string[], command: string, allowId: boolean): string {
@@ -42,6 +45,13 @@ export function bindCommand(ctx: CommandContext, positionals: string[], flags: B
 }
 
 export function unbindCommand(ctx: CommandContext, positionals: string[], flags: BindFlags): ExitStatus {
+  if (flags.restore) {
+    if (positionals.length > 0 || flags.group) throw new UsageError('unbind --restore takes no device: it restores every stale scoped binding');
+    const changes = restoreStaleBindings(ctx.opts);
+    if (changes.length === 0 && !ctx.json) ctx.io.stdout('nothing to restore: no scoped binding of a process that is gone\n');
+    report(ctx, changes);
+    return 0;
+  }
   const address = normalizeAddress(oneTarget(positionals, 'unbind', false))!;
   const changes = flags.group ? unbindGroupFromVfio(address, ctx.opts) : [unbindFromVfio(address, ctx.opts)];
   report(ctx, changes);

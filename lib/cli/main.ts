@@ -10,6 +10,7 @@ import type { BindOptions } from '../sysfs/bind';
 import { bindCommand, unbindCommand } from './bind';
 import type { CommandContext } from './context';
 import { doctorCommand } from './doctor';
+import { guestCommand } from './guest';
 import { listCommand } from './list';
 import { type CliIo, Painter, UsageError, quote, reportFailure, useColor } from './output';
 
@@ -23,8 +24,12 @@ Commands:
                              to vfio-pci, probe; print the group node
   unbind <bdf>               clear driver_override, give the device back to the
                              driver it had before bind
+  unbind --restore           give back every device a scoped binding (sysfs.bindScoped)
+                             of a process that is gone left on vfio-pci
   doctor [--map SIZE]        check IOMMU, modules, /dev/vfio permissions,
                              RLIMIT_MEMLOCK, huge pages, /dev/kvm; a fix for each
+  guest [opts] -- CMD...     run CMD in the test guest (real /dev/vfio, emulated
+                             IOMMU) with the devices you ask for: vfio guest --help
 
 Options:
   --json         machine-readable output on stdout (every command); a failure
@@ -46,6 +51,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   group: { type: 'boolean', short: 'g' },
   force: { type: 'boolean', short: 'f' },
+  restore: { type: 'boolean' },
   map: { type: 'string' },
   'no-color': { type: 'boolean' },
   // For tests and for inspecting a copy of another machine's tree; not in --help.
@@ -61,7 +67,7 @@ const COMMON: OptionName[] = ['help', 'json', 'no-color', 'sysfs-root', 'dev-roo
 const ALLOWED: Record<string, OptionName[]> = {
   list: COMMON,
   bind: [...COMMON, 'group', 'force'],
-  unbind: [...COMMON, 'group', 'force'],
+  unbind: [...COMMON, 'group', 'force', 'restore'],
   doctor: [...COMMON, 'map'],
 };
 
@@ -74,6 +80,8 @@ const ALLOWED: Record<string, OptionName[]> = {
 export function run(argv: string[], io: CliIo, lib: Partial<BindOptions> = {}): number {
   let json = jsonWanted(argv);
   try {
+    // Its own options, and a command line of the user's after '--'.
+    if (argv[0] === 'guest') return guestCommand(argv.slice(1), io);
     let parsed;
     try {
       parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -91,9 +99,9 @@ export function run(argv: string[], io: CliIo, lib: Partial<BindOptions> = {}): 
       io.stdout(USAGE);
       return 0;
     }
-    if (command === undefined) throw new UsageError('missing command (list, bind, unbind, doctor)');
+    if (command === undefined) throw new UsageError('missing command (list, bind, unbind, doctor, guest)');
     const allowed = ALLOWED[command];
-    if (allowed === undefined) throw new UsageError(`unknown command ${quote(command)} (list, bind, unbind, doctor)`);
+    if (allowed === undefined) throw new UsageError(`unknown command ${quote(command)} (list, bind, unbind, doctor, guest)`);
     const stray = (Object.keys(values) as OptionName[]).find((k) => !allowed.includes(k));
     if (stray !== undefined) throw new UsageError(`option --${stray} does not apply to '${command}'`);
     for (const root of ROOTS) {
@@ -120,7 +128,7 @@ export function run(argv: string[], io: CliIo, lib: Partial<BindOptions> = {}): 
       case 'bind':
         return bindCommand(ctx, rest, { group: values.group === true });
       case 'unbind':
-        return unbindCommand(ctx, rest, { group: values.group === true });
+        return unbindCommand(ctx, rest, { group: values.group === true, restore: values.restore === true });
       default:
         return doctorCommand(ctx, rest, values.map);
     }

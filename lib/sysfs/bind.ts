@@ -19,7 +19,7 @@ import { type GroupOptions, iommuGroupOf, isVfioDriver, readIommuGroup } from '.
 import { deviceUses, groupUsers } from './in-use';
 import { checkOptions, roots } from './options';
 import { bridgeAt, pciDeviceDir, readPciDevice, requireAddress } from './pci';
-import { type StateOptions, dropBindingRecord, readBindingRecord, writeBindingRecord } from './state';
+import { type ProcessId, type StateOptions, dropBindingRecord, readBindingRecord, writeBindingRecord } from './state';
 
 export const VFIO_PCI = 'vfio-pci';
 
@@ -80,8 +80,11 @@ function devNodeOf(group: number | null, opts: BindOptions): string | null {
 
 /** Binds one device to vfio-pci, remembering its previous driver for unbindFromVfio. */
 export function bindToVfio(address: string, options?: BindOptions): BindingChange {
-  const a = requireAddress(address);
-  const opts = checkOptions(options);
+  return bindRecorded(requireAddress(address), checkOptions(options), undefined);
+}
+
+/** @internal bindToVfio, the record naming `owner` (a scoped binding) from its first write. */
+export function bindRecorded(a: string, opts: BindOptions, owner: ProcessId | undefined): BindingChange {
   const dev = readPciDevice(a, opts);
   const group = iommuGroupOf(a, opts); // no group: nothing to gain, say why before changing anything
   const base = { address: a, driverBefore: dev.driver, iommuGroup: group, devNode: devNodeOf(group, opts) };
@@ -91,7 +94,8 @@ export function bindToVfio(address: string, options?: BindOptions): BindingChang
   checkBindable(a, dev.driver, opts);
 
   // Remember before touching anything, so an interrupted bind can still be undone.
-  writeBindingRecord(a, { previousDriver: dev.driver, previousOverride: dev.driverOverride, boundAt: new Date().toISOString() }, opts);
+  const record = { previousDriver: dev.driver, previousOverride: dev.driverOverride, boundAt: new Date().toISOString() };
+  writeBindingRecord(a, owner ? { ...record, owner } : record, opts);
   const sys = roots(opts).sys;
   const dir = pciDeviceDir(a, opts);
   writeAttr(opts, path.join(dir, 'driver_override'), VFIO_PCI);

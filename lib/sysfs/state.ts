@@ -19,6 +19,19 @@ export interface BindingRecord {
   previousOverride: string | null;
   /** ISO time of the bind. */
   boundAt: string;
+  /**
+   * A scoped binding (bindScoped): the process that holds it. When that
+   * process is gone (it exited without restoring, or was killed), `vfio unbind
+   * --restore` or the next bindScoped() gives the device back.
+   */
+  owner?: ProcessId;
+}
+
+/** A process, told apart from a later one with the same pid by its start time. */
+export interface ProcessId {
+  pid: number;
+  /** /proc/<pid>/stat field 22 (clock ticks after boot), as text. */
+  startTime: string;
 }
 
 interface StateFile {
@@ -56,6 +69,11 @@ function save(state: StateFile, opts: StateOptions): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
   fs.renameSync(tmp, file);
+}
+
+/** Every device with a record, and the record. */
+export function readBindingRecords(opts: StateOptions): [string, BindingRecord][] {
+  return Object.entries(load(opts).devices);
 }
 
 export function readBindingRecord(address: string, opts?: StateOptions): BindingRecord | null {

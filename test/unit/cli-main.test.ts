@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { guestCommandLine } from '../../lib/cli/guest';
 import { run } from '../../lib/cli/main';
 import { type CliError, INTERNAL_FIX, USAGE_FIX, describeFailure } from '../../lib/cli/output';
 import { ArgCode } from '../../lib/args';
@@ -74,7 +75,7 @@ describe('vfio CLI', () => {
     });
 
     it('no command is a usage error: exit 2 and a pointer to --help', () => {
-      assert.deepEqual(cli(null, []), { status: 2, out: '', err: "vfio: missing command (list, bind, unbind, doctor)\nTry 'vfio --help'.\n" });
+      assert.deepEqual(cli(null, []), { status: 2, out: '', err: "vfio: missing command (list, bind, unbind, doctor, guest)\nTry 'vfio --help'.\n" });
     });
 
     it('an unknown command exits 2', () => {
@@ -286,13 +287,13 @@ describe('vfio CLI', () => {
   describe('failures: text on stderr, and with --json one error object on stdout', () => {
     it('no command: ERR_VFIO_USAGE, exit 2, the fix points to --help', () => {
       const e = jsonFailure(cli(null, ['--json']), 2, RuleCode.USAGE);
-      assert.deepEqual(e, { code: 'ERR_VFIO_USAGE', message: 'missing command (list, bind, unbind, doctor)', fix: USAGE_FIX });
+      assert.deepEqual(e, { code: 'ERR_VFIO_USAGE', message: 'missing command (list, bind, unbind, doctor, guest)', fix: USAGE_FIX });
     });
 
     it('an unknown command: ERR_VFIO_USAGE', () => {
       const r = cli(null, ['frobnicate', '--json']);
-      assert.equal(jsonFailure(r, 2, RuleCode.USAGE).message, "unknown command 'frobnicate' (list, bind, unbind, doctor)");
-      assert.equal(r.err, "vfio: unknown command 'frobnicate' (list, bind, unbind, doctor)\nTry 'vfio --help'.\n");
+      assert.equal(jsonFailure(r, 2, RuleCode.USAGE).message, "unknown command 'frobnicate' (list, bind, unbind, doctor, guest)");
+      assert.equal(r.err, "vfio: unknown command 'frobnicate' (list, bind, unbind, doctor, guest)\nTry 'vfio --help'.\n");
     });
 
     it('an unknown option, which node:util parseArgs refuses: ERR_VFIO_USAGE, --json still honoured', () => {
@@ -450,5 +451,28 @@ describe('vfio CLI', () => {
       });
       assert.equal(describeFailure(42).error.message, 'internal error: a thrown type number (42)');
     });
+  });
+});
+
+describe('vfio guest: the command line handed to the guest', () => {
+  it('passes devices, KVM and huge pages to the x86 guest, and the command after -- untouched, in this directory', () => {
+    const { script, args } = guestCommandLine(['--device', 'nvme,file=d.img', '--device', 'edu,bridge=b', '--kvm', '--hugepages', '8', '--', 'npx', 'mocha', '--', '-h'], '/p');
+    assert.match(script, /scripts\/guest\/run$/);
+    assert.deepEqual(args, ['--topology', 'single', '--kvm', '--device', 'nvme,file=d.img', '--device', 'edu,bridge=b', '--hugepages', '8', '--cwd', '/p', '--', 'npx', 'mocha', '--', '-h']);
+  });
+
+  it('runs the ppc64 guest for --arch ppc64 and refuses what only the x86 guest has', () => {
+    const root = path.resolve(__dirname, '..', '..', '..');
+    assert.match(guestCommandLine(['--arch', 'ppc64', '--', 'true'], root).script, /scripts\/guest-ppc64\/run$/);
+    assert.throws(() => guestCommandLine(['--arch', 'ppc64', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /sees only the package folder/ });
+    assert.throws(() => guestCommandLine(['--arch', 'ppc64', '--device', 'edu', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /--device is for the x86_64 guest/ });
+  });
+
+  it('refuses a command line without a command, unknown options and malformed values, as usage errors', () => {
+    assert.throws(() => guestCommandLine(['--kvm'], '/p'), { code: 'ERR_VFIO_USAGE' });
+    assert.throws(() => guestCommandLine(['--frob', '--', 'true'], '/p'), { code: 'ERR_VFIO_USAGE' });
+    assert.throws(() => guestCommandLine(['--hugepages', '1.5', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => guestCommandLine(['--env', 'A B=1', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => guestCommandLine(['--topology', 'huge', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE' });
   });
 });

@@ -3,14 +3,14 @@
 
 import assert from 'node:assert/strict';
 import { Container, type Device } from '../../lib';
-import type { FakeDevice } from './fake/kernel';
+import type { MockDevice } from '../../lib/testing';
 import { throwsCode, useFakeKernel } from './fake/setup';
 
 describe('device regions and interrupts', () => {
   const fake = useFakeKernel();
   let container: Container;
   let device: Device;
-  let raw: FakeDevice;
+  let raw: MockDevice;
 
   beforeEach(() => {
     container = Container.open();

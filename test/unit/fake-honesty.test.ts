@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ask, kernelQuestions, type KernelAnswers, type KernelQuestion } from '../fixtures/kernel-questions';
-import { FakeKernel } from './fake/kernel';
+import { MockKernel } from '../../lib/testing';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const recording = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'kernel-answers.json'), 'utf8')) as KernelAnswers;
@@ -21,9 +21,9 @@ function constantsNamed(file: string): string[] {
 }
 
 /** A fake shaped like the machine that answered: its groups, its limits for this question. */
-function fakeFor(q: KernelQuestion): FakeKernel {
+function fakeFor(q: KernelQuestion): MockKernel {
   const { group, bdf, sharedGroup } = recording.setup;
-  const k = new FakeKernel([
+  const k = new MockKernel([
     { id: group, devices: [bdf] },
     { id: sharedGroup, devices: ['0000:01:01.0', '0000:01:02.0'], viable: false },
   ]);
@@ -36,13 +36,13 @@ function fakeFor(q: KernelQuestion): FakeKernel {
 
 describe(`the fake kernel answers as ${recording.kernel.release} (${recording.kernel.machine}) did`, () => {
   it('has the addon\'s values for every constant it defines', () => {
-    const k = new FakeKernel();
+    const k = new MockKernel();
     const differ = Object.entries(k.constants).filter(([name, value]) => recording.constants[name] !== value);
     assert.deepEqual(differ, [], 'constants the fake gets wrong (or the addon lacks)');
   });
 
   it('defines every constant lib/ and the questions name', () => {
-    const k = new FakeKernel();
+    const k = new MockKernel();
     const missing = [...constantsNamed(path.join(ROOT, 'lib')), ...constantsNamed(path.join(ROOT, 'test', 'fixtures', 'kernel-questions.ts'))]
       .filter((name) => name in recording.constants && !(name in k.constants));
     assert.deepEqual([...new Set(missing)], []);

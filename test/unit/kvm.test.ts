@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { closeSync, openSync } from 'node:fs';
 import { Container, Group, Kvm, Vm } from '../../lib';
-import type { FakeKvmDevice } from './fake/kernel';
+import type { MockKvmDevice } from '../../lib/testing';
 import { throwsCode, useFakeKernel } from './fake/setup';
 
 describe('KVM-VFIO device rules', () => {
@@ -15,7 +15,7 @@ describe('KVM-VFIO device rules', () => {
     const vm = kvm.createVm();
     kvm.close();
     const dev = vm.vfioDevice();
-    const raw = fake.k.vms.at(-1)!.device as FakeKvmDevice;
+    const raw = fake.k.vms.at(-1)!.device as MockKvmDevice;
     return { vm, dev, raw };
   }
 

@@ -2,7 +2,7 @@
 // commands than the guest can afford. Seed printed; VFIO_MODEL_SEED and
 // VFIO_MODEL_PATH replay a failure.
 
-import type { FakeContainer } from './fake/kernel';
+import type { MockContainer } from '../../lib/testing';
 import { counter, modelRun, runModel, type ModelEnv } from '../model/lifetime-model';
 import { useFakeKernel } from './fake/setup';
 
@@ -19,7 +19,7 @@ describe('the lifetime model on the fake kernel', () => {
       bdf: EDU,
       kvm: true,
       kernelMapped: (container, iova) =>
-        (container.handle() as unknown as FakeContainer).mappings.some((m) => iova >= m.iova && iova < m.iova + m.size),
+        (container.handle() as unknown as MockContainer).mappings.some((m) => iova >= m.iova && iova < m.iova + m.size),
     };
     const before = counter.commands;
     try {

@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, Group, type Device } from '../../lib';
-import { C, type FakeDevice } from './fake/kernel';
+import type { MockDevice } from '../../lib/testing';
+import { C } from '../../lib/testing/kernel';
 import { rejectsCode, throwsCode, useFakeKernel } from './fake/setup';
 
 const A = '0000:00:03.0';
@@ -51,7 +52,7 @@ describe('PCI hot reset', () => {
     assert.ok(!fake.k.calls.includes(HOT_RESET));
     using other = Group.open(9);
     device.hotReset([group, other]);
-    assert.equal((fake.k.devices.at(-1) as FakeDevice).hotResets, 1);
+    assert.equal((fake.k.devices.at(-1) as MockDevice).hotResets, 1);
   });
 
   it('refuses closed groups and anything that is not a Group, before the ioctl', () => {
@@ -80,7 +81,7 @@ describe('release requests', () => {
   it("device.on('release-requested') wires the REQ interrupt and reports each request", async () => {
     const { container, device } = open(3, A);
     using _ = container;
-    const raw = fake.k.devices.at(-1) as FakeDevice;
+    const raw = fake.k.devices.at(-1) as MockDevice;
     const seen: number[] = [];
     device.on('release-requested', (n) => seen.push(n));
     assert.equal(raw.irqs.get(C.VFIO_PCI_REQ_IRQ_INDEX)?.length, 1);

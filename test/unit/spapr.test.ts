@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Container, DmaBuffer, SpaprTceIommu } from '../../lib';
-import type { FakeContainer } from './fake/kernel';
+import type { MockContainer } from '../../lib/testing';
 import { rejectsCode, throwsCode, useFakeKernel } from './fake/setup';
 
 const GiB = 1n << 30n;
@@ -30,7 +30,7 @@ describe('sPAPR TCE IOMMU rules', () => {
     buffer.close();
   });
 
-  const kernel = () => fake.k.containers.at(-1) as FakeContainer;
+  const kernel = () => fake.k.containers.at(-1) as MockContainer;
   const calls = (name: string) => fake.k.calls.filter((c) => c === `ioctl(${name})`).length;
   const setUp = (type: 'spapr' | 'spapr-v2') => {
     const iommu = container.setIommu(type) as SpaprTceIommu;
@@ -240,7 +240,7 @@ describe('sPAPR TCE IOMMU rules', () => {
                     assert.match((e as { code: string }).code, /^ERR_VFIO_/, 'refused by a rule, never by the kernel');
                   }
                 }
-                const k = fake.k.containers.at(-1) as FakeContainer;
+                const k = fake.k.containers.at(-1) as MockContainer;
                 assert.deepEqual(
                   k.mappings.map((m) => [m.iova, m.size]).sort((x, y) => (x[0] < y[0] ? -1 : 1)),
                   iommu.mappings.map((m) => [m.iova, m.size]),

@@ -139,6 +139,9 @@ function exported(f: Fixture): { name: string; fn: Call; args: unknown[]; option
     ['bindGroupToVfio', ['0000:00:02.0', o], [1]],
     ['unbindGroupFromVfio', ['0000:00:05.0', o], [1]],
     ['readBindingRecord', ['0000:00:02.0', o], [1]],
+    ['bindScoped', ['0000:00:02.0', o], [1]], // already on vfio-pci: nothing bound, nothing to give back
+    ['withBinding', ['0000:00:02.0', () => 1, o], [2]],
+    ['restoreStaleBindings', [o], [0]],
     ['stateFile', [o], [0]],
     ['runDoctor', [o], [0]],
     ['readMemlockLimit', [o], [0]],

@@ -215,8 +215,8 @@ describe('teardown', () => {
       const root = path.resolve(__dirname, '..', '..');
       const script = `
         const { setNativeBackend } = require('./lib/native');
-        const { FakeKernel } = require('./test/unit/fake/kernel');
-        setNativeBackend(new FakeKernel([{ id: 3, devices: ['${EDU}'] }]));
+        const { MockKernel } = require('./lib/testing');
+        setNativeBackend(new MockKernel([{ id: 3, devices: ['${EDU}'] }]));
         const { Container } = require('./lib');
         (async () => {
           const c = Container.open(); const g = c.openGroup(3); c.setIommu();

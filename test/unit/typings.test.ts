@@ -16,10 +16,12 @@ const INTERNAL = [
 describe('published typings', () => {
   const dir = path.resolve(__dirname, '..', '..', 'lib');
   // What `import 'vfio'` reaches: every module but the addon's raw surface and the teardown plan.
-  const files = readdirSync(dir).filter((f) => f.endsWith('.d.ts') && !['native.d.ts', 'teardown.d.ts'].includes(f));
+  // ... and what `import 'vfio/testing'` reaches.
+  const files = [...readdirSync(dir), ...readdirSync(path.join(dir, 'testing')).map((f) => path.join('testing', f))]
+    .filter((f) => f.endsWith('.d.ts') && !['native.d.ts', 'teardown.d.ts'].includes(f));
 
   it('are there to check', () => {
-    assert.ok(files.includes('container.d.ts') && files.includes('index.d.ts'), files.join(', '));
+    assert.ok(files.includes('container.d.ts') && files.includes('index.d.ts') && files.includes(path.join('testing', 'index.d.ts')), files.join(', '));
   });
 
   for (const name of INTERNAL) {

@@ -1,18 +1,18 @@
-// Installs a fresh FakeKernel as the native backend around each test.
+// Installs a fresh MockKernel as the native backend around each test.
 
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer } from '../../../lib';
 import { setNativeBackend } from '../../../lib/native';
-import { FakeKernel, type FakeGroupSpec } from './kernel';
+import { MockKernel, type MockGroupSpec } from '../../../lib/testing';
 
-export function useFakeKernel(groups?: FakeGroupSpec[]): { readonly k: FakeKernel } {
-  const ctx = { k: undefined as unknown as FakeKernel };
+export function useFakeKernel(groups?: MockGroupSpec[]): { readonly k: MockKernel } {
+  const ctx = { k: undefined as unknown as MockKernel };
   let previous: ReturnType<typeof setNativeBackend>;
   before(() => {
     previous = setNativeBackend(undefined);
   });
   beforeEach(() => {
-    ctx.k = new FakeKernel(groups);
+    ctx.k = new MockKernel(groups);
     setNativeBackend(ctx.k);
   });
   // Restored after the whole describe, so afterEach hooks that close

@@ -1,5 +1,6 @@
-// A test twin of the addon (lib/native.ts), modelled on what the real kernel
-// did in the test guest. Its type1 answers are held to a recording of the
+// MockKernel (vfio/testing): a test twin of the addon (lib/native.ts) for
+// users' tests and the project's own, modelled on what the real kernel did in
+// the test guest. Its type1 answers are held to a recording of the
 // real kernel (test/fixtures/kernel-answers.json, Debian's 6.1 x86_64 with
 // QEMU's edu behind vfio-pci) by test/unit/fake-honesty.test.ts: change a
 // behaviour here only together with the question that shows the kernel does
@@ -7,8 +8,9 @@
 // modelled on Debian's 6.12 ppc64el kernel in the ppc64 test guest, its
 // defects included (see SpaprTable below; not covered by the recording).
 // Every syscall is logged in `calls`, so a test can prove a rule stopped a
-// call before it reached the "kernel". It never stands in for the kernel:
-// test/vm does.
+// call before it reached the "kernel"; `faults` fails the Nth call of a kind;
+// `plug()` puts a scriptable device (device-model.ts) behind a BDF. It never
+// stands in for the kernel: test/vm does.
 //
 // Lifetimes as the kernel has them: a group's file stays open (a second open
 // is EBUSY, the container stays set) while its fd, a device fd or a KVM-VFIO
@@ -17,7 +19,10 @@
 // leaves, even after the container fd closed.
 
 import { constants as osConstants } from 'node:os';
-import type * as N from '../../../lib/native';
+import { setNativeBackend } from '../native';
+import type * as N from '../native';
+import type { DeviceBus, DeviceModel } from './device-model';
+import { FaultPlan } from './faults';
 
 export const C = {
   VFIO_API_VERSION: 0,
@@ -90,7 +95,7 @@ function closedError(): Error {
   return Object.assign(new Error('closed'), { code: 'ERR_VFIO_CLOSED' });
 }
 
-export interface FakeGroupSpec {
+export interface MockGroupSpec {
   id: number;
   devices: string[];
   viable?: boolean;
@@ -100,9 +105,9 @@ export interface FakeGroupSpec {
 export class GroupState {
   /** The group fd, each device fd, each KVM-VFIO registration. */
   refs = 0;
-  container: FakeContainer | null = null;
+  container: MockContainer | null = null;
   openDevices = 0;
-  constructor(readonly spec: FakeGroupSpec) {}
+  constructor(readonly spec: MockGroupSpec) {}
   get open(): boolean {
     return this.refs > 0;
   }
@@ -121,13 +126,23 @@ export class GroupState {
 interface Mapping {
   iova: bigint;
   size: bigint;
-  buffer: FakeDmaBuffer | FakeRegionMapping;
+  buffer: MockDmaBuffer | MockRegionMapping;
   offset: number;
+  /** VFIO_DMA_MAP_FLAG_READ | _WRITE: what the device may do. */
+  flags: number;
+}
+
+/** A DMA a device model made to an IOVA the IOMMU did not translate (the DMA was dropped). */
+export interface IommuFault {
+  bdf: string;
+  iova: bigint;
+  length: number;
+  write: boolean;
 }
 
 let nextFd = 100;
 
-abstract class FakeFd implements N.NativeFdOwner {
+abstract class MockFd implements N.NativeFdOwner {
   #fd = nextFd++;
   get fd(): number {
     return this.#fd;
@@ -142,7 +157,7 @@ abstract class FakeFd implements N.NativeFdOwner {
   protected onClose(): void {}
 }
 
-export class FakeKernel implements N.NativeBinding {
+export class MockKernel implements N.NativeBinding {
   readonly constants = C;
   readonly pageSize = PAGE;
   readonly calls: string[] = [];
@@ -183,17 +198,25 @@ export class FakeKernel implements N.NativeBinding {
   memlock: [bigint, bigint] = [8n * 1024n * 1024n, 8n * 1024n * 1024n];
   /** Fail the next syscall of this name with this code. */
   failNext = new Map<string, keyof typeof osConstants.errno>();
-  readonly containers: FakeContainer[] = [];
-  readonly eventfds: FakeEventFd[] = [];
-  readonly buffers: FakeDmaBuffer[] = [];
-  readonly devices: FakeDevice[] = [];
-  readonly vms: FakeVm[] = [];
+  /** Fault injection: the Nth call of a syscall fails with an errno (faults.inject). */
+  readonly faults = new FaultPlan();
+  /** Device models plugged in, by BDF (plug()); a device without one is edu's BAR as plain memory. */
+  readonly models = new Map<string, DeviceModel>();
+  /** DMAs of device models the IOMMU refused. */
+  readonly iommuFaults: IommuFault[] = [];
+  #previous: N.NativeBinding | undefined;
+  #installed = false;
+  readonly containers: MockContainer[] = [];
+  readonly eventfds: MockEventFd[] = [];
+  readonly buffers: MockDmaBuffer[] = [];
+  readonly devices: MockDevice[] = [];
+  readonly vms: MockVm[] = [];
 
-  constructor(groups: FakeGroupSpec[] = [{ id: 3, devices: ['0000:00:03.0'] }]) {
+  constructor(groups: MockGroupSpec[] = [{ id: 3, devices: ['0000:00:03.0'] }]) {
     for (const spec of groups) this.groups.set(spec.id, new GroupState(spec));
   }
 
-  /** Log a syscall; throw if a failure was queued for it. */
+  /** Log a syscall; throw if a failure was queued or injected for it. */
   syscall(name: string): void {
     this.calls.push(name);
     const code = this.failNext.get(name);
@@ -201,12 +224,35 @@ export class FakeKernel implements N.NativeBinding {
       this.failNext.delete(name);
       throw sysError(code, name);
     }
+    const fault = this.faults.take(name);
+    if (fault) throw sysError(fault.code, name);
+  }
+
+  /** Make this the backend the library uses (every Container.open() etc. from now on); dispose() undoes it. */
+  install(): this {
+    if (!this.#installed) this.#previous = setNativeBackend(this);
+    this.#installed = true;
+    return this;
+  }
+
+  /** Give the library its previous backend back (the real addon, unless another mock was installed). */
+  [Symbol.dispose](): void {
+    if (this.#installed) setNativeBackend(this.#previous);
+    this.#installed = false;
+  }
+
+  /** Plug a device model in at `bdf` (a device some group's spec lists): its BAR0, DMA and interrupts. */
+  plug(bdf: string, model: DeviceModel): void {
+    const group = [...this.groups.values()].find((g) => g.spec.devices.includes(bdf));
+    if (!group) throw new Error(`mock kernel: no group lists ${bdf}`);
+    this.models.set(bdf, model);
+    model.attach(new ModelBus(this, bdf, group));
   }
 
   openContainer(path: string): N.NativeContainer {
     this.syscall('open');
     if (path !== '/dev/vfio/vfio') throw Object.assign(sysError('ENOENT', 'open'), { path });
-    const c = new FakeContainer(this);
+    const c = new MockContainer(this);
     this.containers.push(c);
     return c;
   }
@@ -218,12 +264,12 @@ export class FakeKernel implements N.NativeBinding {
     if (!g) throw Object.assign(sysError('ENOENT', 'open'), { path });
     if (g.open) throw Object.assign(sysError('EBUSY', 'open'), { path });
     g.get();
-    return new FakeGroup(this, g);
+    return new MockGroup(this, g);
   }
 
   allocDmaBuffer(size: number, hugePageSize: number): N.NativeDmaBuffer {
     this.syscall('mmap');
-    const b = new FakeDmaBuffer(size, hugePageSize || PAGE, -1);
+    const b = new MockDmaBuffer(size, hugePageSize || PAGE, -1);
     this.buffers.push(b);
     return b;
   }
@@ -232,24 +278,24 @@ export class FakeKernel implements N.NativeBinding {
     this.syscall('memfd_create');
     const fd = nextFd++;
     this.files.set(fd, { regular: true, seals: C.F_SEAL_SHRINK });
-    const b = new FakeDmaBuffer(size, hugePageSize || PAGE, fd, this.files.get(fd));
+    const b = new MockDmaBuffer(size, hugePageSize || PAGE, fd, this.files.get(fd));
     this.buffers.push(b);
     return b;
   }
 
   /** Files a caller's fd may name for mapFdBuffer; an fd not listed is a regular file without seals (ext4). */
-  readonly files = new Map<number, FakeFile>();
+  readonly files = new Map<number, MockFile>();
 
   mapFdBuffer(fd: number, _offset: number, size: number): N.NativeDmaBuffer {
     this.syscall('mmap');
-    const b = new FakeDmaBuffer(size, PAGE, fd + 1000, this.files.get(fd) ?? { regular: true, seals: -1 });
+    const b = new MockDmaBuffer(size, PAGE, fd + 1000, this.files.get(fd) ?? { regular: true, seals: -1 });
     this.buffers.push(b);
     return b;
   }
 
   createEventFd(): N.NativeEventFd {
     this.syscall('eventfd');
-    const e = new FakeEventFd();
+    const e = new MockEventFd();
     this.eventfds.push(e);
     return e;
   }
@@ -260,13 +306,13 @@ export class FakeKernel implements N.NativeBinding {
   openKvm(path: string): N.NativeKvm {
     this.syscall('open');
     if (!this.kvmPresent) throw Object.assign(sysError('ENOENT', 'open'), { path });
-    return new FakeKvm(this);
+    return new MockKvm(this);
   }
 
   adoptVm(fd: number): N.NativeVm {
     this.syscall('fcntl(F_DUPFD_CLOEXEC)');
     if (fd < 3) throw sysError('EBADF', 'fcntl(F_DUPFD_CLOEXEC)');
-    return new FakeVm(this);
+    return new MockVm(this);
   }
 
   getMemlockLimit(): [bigint, bigint] {
@@ -281,7 +327,7 @@ interface SpaprWindow {
   pageShift: number;
 }
 
-export class FakeContainer extends FakeFd implements N.NativeContainer {
+export class MockContainer extends MockFd implements N.NativeContainer {
   iommu = 0;
   readonly groups = new Set<GroupState>();
   readonly mappings: Mapping[] = [];
@@ -289,11 +335,11 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   readonly family: 'type1' | 'spapr';
   /** sPAPR state: v1 enabled, v2 registrations, windows. */
   enabled = false;
-  readonly registrations: { buffer: FakeDmaBuffer; offset: number; size: number }[] = [];
+  readonly registrations: { buffer: MockDmaBuffer; offset: number; size: number }[] = [];
   windows: SpaprWindow[] = [];
   /** v2: UNMAP is EPERM until the first registration ties the container to the process. */
   mmSet = false;
-  constructor(readonly k: FakeKernel) {
+  constructor(readonly k: MockKernel) {
     super();
     this.family = k.iommuFamily;
   }
@@ -334,7 +380,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     if (this.#spapr) {
       const sp = this.k.spapr;
       this.windows = [{ start: sp.dma32Start, size: sp.dma32Size, pageShift: 12 }];
-      for (const l of sp.leftovers) this.mappings.push({ iova: l.iova, size: l.size, buffer: new FakeDmaBuffer(Number(l.size), PAGE, -1), offset: 0 });
+      for (const l of sp.leftovers) this.mappings.push({ iova: l.iova, size: l.size, buffer: new MockDmaBuffer(Number(l.size), PAGE, -1), offset: 0, flags: 3 });
     }
   }
   /** The IOMMU context goes: model, mappings (their pinned memory), sPAPR state. */
@@ -366,21 +412,21 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   }
   // vfio_dma_do_map's order: arguments, overlap, entry limit, IOVA ranges, pinning.
   mapDma(buffer: N.NativeDmaBuffer, offset: number, size: number, iova: bigint, flags: number): void {
-    const b = buffer as FakeDmaBuffer;
+    const b = buffer as MockDmaBuffer;
     this.#map(b, b.closed, offset, size, iova, flags);
   }
   /** type1 maps a BAR's PFNMAP vma as it maps memory (nothing to pin, nothing accounted). */
   mapDmaRegion(mapping: N.NativeRegionMapping, offset: number, size: number, iova: bigint, flags: number): void {
-    const r = mapping as FakeRegionMapping;
+    const r = mapping as MockRegionMapping;
     this.#map(r, r.closed, offset, size, iova, flags);
   }
-  #map(source: FakeDmaBuffer | FakeRegionMapping, closed: boolean, offset: number, size: number, iova: bigint, flags: number): void {
+  #map(source: MockDmaBuffer | MockRegionMapping, closed: boolean, offset: number, size: number, iova: bigint, flags: number): void {
     this.live();
     if (closed) throw closedError();
     if (offset + size > source.size) throw Object.assign(new RangeError('out of range'), { code: 'ERR_OUT_OF_RANGE' });
     const name = 'ioctl(VFIO_IOMMU_MAP_DMA)';
     this.#driverIoctl(name);
-    const memory = source instanceof FakeDmaBuffer ? source : null;
+    const memory = source instanceof MockDmaBuffer ? source : null;
     if (this.#spapr) {
       // A TCE needs a struct page: a BAR cannot be mapped there.
       if (!memory) throw sysError('EINVAL', name);
@@ -395,9 +441,9 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     const ranges = this.k.type1.ranges;
     if (ranges && !ranges.some((r) => iova >= r.start && iova + s - 1n <= r.end)) throw sysError('EINVAL', name);
     // A BAR (a peer-to-peer source) pins and accounts nothing.
-    const pinned = this.k.containers.reduce((n, c) => n + c.mappings.reduce((a, m) => a + (m.buffer instanceof FakeDmaBuffer ? m.size : 0n), 0n), 0n);
+    const pinned = this.k.containers.reduce((n, c) => n + c.mappings.reduce((a, m) => a + (m.buffer instanceof MockDmaBuffer ? m.size : 0n), 0n), 0n);
     if (memory && this.k.memlock[0] >= 0n && pinned + s > this.k.memlock[0]) throw sysError('ENOMEM', name);
-    this.mappings.push({ iova, size: s, buffer: source, offset });
+    this.mappings.push({ iova, size: s, buffer: source, offset, flags: prot });
     if (this.dmaAvail !== null) this.dmaAvail--;
   }
   async mapDmaAsync(buffer: N.NativeDmaBuffer, offset: number, size: number, iova: bigint, flags: number): Promise<void> {
@@ -458,7 +504,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   spaprRegisterMemory(buffer: N.NativeDmaBuffer, offset: number, size: number): void {
     this.#driverIoctl('ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
     if (!this.#v2) throw sysError('ENOTTY', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
-    const b = buffer as FakeDmaBuffer;
+    const b = buffer as MockDmaBuffer;
     if (offset % b.pageSize || size % b.pageSize || size === 0) throw sysError('EINVAL', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
     const same = this.registrations.find((r) => r.buffer === b && r.offset === offset && r.size === size);
     if (same) throw sysError('EBUSY', 'ioctl(VFIO_IOMMU_SPAPR_REGISTER_MEMORY)');
@@ -502,7 +548,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     this.#driverIoctl('ioctl(VFIO_EEH_PE_OP)');
     throw sysError('ENOTTY', 'ioctl(VFIO_EEH_PE_OP)');
   }
-  #spaprMap(b: FakeDmaBuffer, offset: number, size: bigint, iova: bigint): void {
+  #spaprMap(b: MockDmaBuffer, offset: number, size: bigint, iova: bigint): void {
     const name = 'ioctl(VFIO_IOMMU_MAP_DMA)';
     if (!this.#v2 && !this.enabled) throw sysError('EPERM', name);
     if (this.#v2 && !this.registrations.some((r) => r.buffer === b && offset >= r.offset && offset + Number(size) <= r.offset + r.size)) {
@@ -521,7 +567,7 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
     if (iova % page !== 0n) return;
     // Defect modelled: a second map of an IOVA silently replaces the first.
     this.#drop(iova, size);
-    this.mappings.push({ iova, size, buffer: b, offset });
+    this.mappings.push({ iova, size, buffer: b, offset, flags: 3 });
   }
   #spaprUnmap(iova: bigint, size: bigint): bigint {
     const name = 'ioctl(VFIO_IOMMU_UNMAP_DMA)';
@@ -541,9 +587,9 @@ export class FakeContainer extends FakeFd implements N.NativeContainer {
   }
 }
 
-export class FakeGroup extends FakeFd implements N.NativeGroup {
+export class MockGroup extends MockFd implements N.NativeGroup {
   constructor(
-    readonly k: FakeKernel,
+    readonly k: MockKernel,
     readonly state: GroupState,
   ) {
     super();
@@ -555,7 +601,7 @@ export class FakeGroup extends FakeFd implements N.NativeGroup {
   }
   setContainer(container: N.NativeContainer): void {
     this.live();
-    const c = container as FakeContainer;
+    const c = container as MockContainer;
     if (c.fd < 0) throw closedError();
     this.k.syscall('ioctl(VFIO_GROUP_SET_CONTAINER)');
     if (this.state.spec.viable === false) throw sysError('EPERM', 'ioctl(VFIO_GROUP_SET_CONTAINER)');
@@ -577,7 +623,7 @@ export class FakeGroup extends FakeFd implements N.NativeGroup {
     this.k.syscall('ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     if (!this.state.container?.iommu) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     if (!this.state.spec.devices.includes(name)) throw sysError('ENODEV', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
-    const d = new FakeDevice(this.k, this.state, name);
+    const d = new MockDevice(this.k, this.state, name);
     this.k.devices.push(d);
     return d;
   }
@@ -595,7 +641,7 @@ const IRQ_SET = 'ioctl(VFIO_DEVICE_SET_IRQS)';
  * mappable) and 256 bytes of config space, no other region, no reset method
  * (unless k.resettable); INTx, one MSI vector, no MSI-X, no ERR (not PCIe), REQ.
  */
-export class FakeDevice extends FakeFd implements N.NativeDevice {
+export class MockDevice extends MockFd implements N.NativeDevice {
   /** BAR0 as memory: edu's ident at 0, and ~0 where nothing was written (edu reads unknown registers as ~0). */
   readonly bar0 = Buffer.alloc(1 << 20, 0xff);
   readonly config = Buffer.alloc(256);
@@ -606,17 +652,23 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
   #irqType = -1;
   /** The device file is held by its fd and by each BAR mmap: it is released when all are gone. */
   #refs = 1;
+  /** The device's behaviour when a test plugged one in (k.plug), else null: BAR0 is plain memory. */
+  readonly model: DeviceModel | null;
   constructor(
-    readonly k: FakeKernel,
+    readonly k: MockKernel,
     readonly group: GroupState,
-    readonly name = '0000:00:03.0',
+    readonly name = group.spec.devices[0],
   ) {
     super();
     group.openDevices++;
     group.get();
+    this.model = k.models.get(name) ?? null;
     this.bar0.writeUInt32LE(0x010000ed, 0);
-    this.config.writeUInt16LE(0x1234, 0);
-    this.config.writeUInt16LE(0x11e8, 2);
+    this.config.writeUInt16LE(this.model?.vendorId ?? 0x1234, 0);
+    this.config.writeUInt16LE(this.model?.deviceId ?? 0x11e8, 2);
+  }
+  get #bar0Size(): number {
+    return this.model?.bar0Size ?? this.bar0.length;
   }
   getInfo(): N.DeviceInfoRaw {
     this.live();
@@ -629,7 +681,7 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
     const rw = C.VFIO_REGION_INFO_FLAG_READ | C.VFIO_REGION_INFO_FLAG_WRITE;
     const offset = BigInt(index) << REGION_SHIFT;
     const region = (flags: number, size: bigint) => ({ index, flags, size, offset, sparseMmap: null, type: null });
-    if (index === C.VFIO_PCI_BAR0_REGION_INDEX) return region(rw | C.VFIO_REGION_INFO_FLAG_MMAP, BigInt(this.bar0.length));
+    if (index === C.VFIO_PCI_BAR0_REGION_INDEX) return region(rw | C.VFIO_REGION_INFO_FLAG_MMAP, BigInt(this.#bar0Size));
     if (index === C.VFIO_PCI_CONFIG_REGION_INDEX) return region(rw, BigInt(this.config.length));
     // The VGA region exists only for VGA devices.
     if (index < C.VFIO_PCI_CONFIG_REGION_INDEX) return region(0, 0n);
@@ -720,7 +772,7 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
   /** vfio_pci_ioctl_pci_hot_reset: every group the reset hits among the fds, or EINVAL. */
   pciHotReset(groups: N.NativeGroup[]): void {
     this.live();
-    const fakes = groups.map((g) => g as FakeGroup);
+    const fakes = groups.map((g) => g as MockGroup);
     if (fakes.some((g) => g.fd < 0)) throw closedError();
     const name = 'ioctl(VFIO_DEVICE_PCI_HOT_RESET)';
     this.k.syscall(name);
@@ -749,15 +801,27 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
     if (o + length > b.length) throw sysError('EIO', syscall);
     return [b, o];
   }
+  /** A modelled BAR0 access: [offset inside BAR0] when `offset` is in BAR0 and a model answers it. */
+  #modelled(offset: bigint, length: number, syscall: string): number | null {
+    if (!this.model || offset >> REGION_SHIFT !== BigInt(C.VFIO_PCI_BAR0_REGION_INDEX)) return null;
+    const o = Number(offset & ((1n << REGION_SHIFT) - 1n));
+    if (o >= this.model.bar0Size) throw sysError('EINVAL', syscall);
+    if (o + length > this.model.bar0Size) throw sysError('EIO', syscall);
+    return o;
+  }
   read(offset: bigint, width: N.AccessWidth): number | bigint {
     this.live();
     this.k.syscall('pread');
+    const m = this.#modelled(offset, width, 'pread');
+    if (m !== null) return this.model!.read(m, width);
     const [b, o] = this.#space(offset, width, 'pread');
     return width === 8 ? b.readBigUInt64LE(o) : b.readUIntLE(o, width);
   }
   write(offset: bigint, width: N.AccessWidth, value: number | bigint): void {
     this.live();
     this.k.syscall('pwrite');
+    const m = this.#modelled(offset, width, 'pwrite');
+    if (m !== null) return this.model!.write(m, width, value);
     const [b, o] = this.#space(offset, width, 'pwrite');
     if (width === 8) b.writeBigUInt64LE(BigInt(value), o);
     else b.writeUIntLE(Number(value), o, width);
@@ -774,14 +838,44 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
     const [b, o] = this.#space(offset, data.length, 'pwrite');
     b.set(data, o);
   }
-  mmap(offset: bigint, size: number, _prot: number): FakeRegionMapping {
+  mmap(offset: bigint, size: number, _prot: number): MockRegionMapping {
     this.live();
     this.k.syscall('mmap');
     // Only BAR0 is mappable, and only inside its (page-rounded) size.
     const index = Number(offset >> REGION_SHIFT);
     const o = Number(offset & ((1n << REGION_SHIFT) - 1n));
-    if (index !== C.VFIO_PCI_BAR0_REGION_INDEX || size === 0 || o + size > this.bar0.length) throw sysError('EINVAL', 'mmap');
+    if (index !== C.VFIO_PCI_BAR0_REGION_INDEX || size === 0 || o + size > this.#bar0Size) throw sysError('EINVAL', 'mmap');
+    if (this.model) {
+      // Every access reaches the model (its registers have side effects), so
+      // it offers no ArrayBuffer and the library keeps to the accessors, as it
+      // does where external ArrayBuffers are forbidden.
+      const model = this.model;
+      return this.#mapping(size, {
+        arrayBuffer: () => {
+          throw Object.assign(new Error('mock kernel: a modelled BAR has no ArrayBuffer'), { code: 'ERR_VFIO_REGION_ACCESS' });
+        },
+        read: (off, w) => model.read(o + off, w),
+        write: (off, w, v) => model.write(o + off, w, v),
+      });
+    }
     const view = this.bar0.subarray(o, o + size);
+    return this.#mapping(size, {
+      // Shares memory with pread/pwrite only for a whole-BAR mapping (the
+      // BAR's own ArrayBuffer); the fake needs no more.
+      arrayBuffer: () => {
+        if ((_prot & 3) !== 3) throw Object.assign(new Error('read-only mapping'), { code: 'ERR_VFIO_REGION_ACCESS' });
+        if (view.byteOffset !== 0 || view.byteLength !== view.buffer.byteLength) throw new Error('fake: arrayBuffer() of a partial mapping');
+        return view.buffer as ArrayBuffer;
+      },
+      read: (off, w) => (w === 8 ? view.readBigUInt64LE(off) : view.readUIntLE(off, w)),
+      write: (off, w, v) => {
+        if (w === 8) view.writeBigUInt64LE(BigInt(v), off);
+        else view.writeUIntLE(Number(v), off, w);
+      },
+    });
+  }
+  /** A BAR mmap: it holds the device file until closed; accesses checked as the addon checks them. */
+  #mapping(size: number, access: Omit<N.NativeRegionMapping, 'size' | 'close'>): MockRegionMapping {
     this.#refs++;
     let open = true;
     const isOpen = () => open;
@@ -794,25 +888,25 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
       get closed() {
         return !isOpen();
       },
-      // Shares memory with pread/pwrite only for a whole-BAR mapping (the
-      // BAR's own ArrayBuffer); the fake needs no more.
       arrayBuffer: () => {
         if (!open) throw closedError();
-        if ((_prot & 3) !== 3) throw Object.assign(new Error('read-only mapping'), { code: 'ERR_VFIO_REGION_ACCESS' });
-        if (view.byteOffset !== 0 || view.byteLength !== view.buffer.byteLength) throw new Error('fake: arrayBuffer() of a partial mapping');
-        return view.buffer as ArrayBuffer;
+        return access.arrayBuffer();
       },
-      read: (off, w) => (check(off, w), w === 8 ? view.readBigUInt64LE(off) : view.readUIntLE(off, w)),
-      write: (off, w, v) => {
-        check(off, w);
-        if (w === 8) view.writeBigUInt64LE(BigInt(v), off);
-        else view.writeUIntLE(Number(v), off, w);
-      },
+      read: (off, w) => (check(off, w), access.read(off, w)),
+      write: (off, w, v) => (check(off, w), access.write(off, w, v)),
       close: () => {
         if (open) this.#put();
         open = false;
       },
     };
+  }
+  /** Bus mastering: PCI command register bit 2. */
+  get busMaster(): boolean {
+    return (this.config.readUInt16LE(4) & 4) !== 0;
+  }
+  /** Whether `index` has an eventfd on `vector`. */
+  irqEnabled(index: number, vector = 0): boolean {
+    return !!this.irqs.get(index)?.[vector];
   }
   /** The device file released: vfio-pci turns its interrupts off, the group loses a holder. */
   #put(): void {
@@ -827,16 +921,16 @@ export class FakeDevice extends FakeFd implements N.NativeDevice {
   }
 }
 
-/** The fake's BAR mmap: a NativeRegionMapping that says whether it is still mapped. */
-export type FakeRegionMapping = N.NativeRegionMapping & { readonly closed: boolean };
+/** The mock's BAR mmap: a NativeRegionMapping that says whether it is still mapped. */
+export type MockRegionMapping = N.NativeRegionMapping & { readonly closed: boolean };
 
-export interface FakeFile {
+export interface MockFile {
   regular: boolean;
   /** F_SEAL_* bits; -1 for a file system without seals. */
   seals: number;
 }
 
-export class FakeDmaBuffer implements N.NativeDmaBuffer {
+export class MockDmaBuffer implements N.NativeDmaBuffer {
   #ab: ArrayBuffer | null;
   readonly size: number;
   closed = false;
@@ -844,7 +938,7 @@ export class FakeDmaBuffer implements N.NativeDmaBuffer {
     size: number,
     readonly pageSize: number,
     readonly memfd: number,
-    readonly file: FakeFile | null = null,
+    readonly file: MockFile | null = null,
   ) {
     this.size = size;
     this.#ab = new ArrayBuffer(size);
@@ -870,7 +964,7 @@ export class FakeDmaBuffer implements N.NativeDmaBuffer {
   }
 }
 
-export class FakeEventFd extends FakeFd implements N.NativeEventFd {
+export class MockEventFd extends MockFd implements N.NativeEventFd {
   #count = 0;
   #cb: ((n: number) => void) | null = null;
   #scheduled = false;
@@ -912,8 +1006,8 @@ export class FakeEventFd extends FakeFd implements N.NativeEventFd {
   }
 }
 
-export class FakeKvm extends FakeFd implements N.NativeKvm {
-  constructor(readonly k: FakeKernel) {
+export class MockKvm extends MockFd implements N.NativeKvm {
+  constructor(readonly k: MockKernel) {
     super();
   }
   getApiVersion(): number {
@@ -929,15 +1023,15 @@ export class FakeKvm extends FakeFd implements N.NativeKvm {
   createVm(_type: number): N.NativeVm {
     this.live();
     this.k.syscall('ioctl(KVM_CREATE_VM)');
-    const vm = new FakeVm(this.k);
+    const vm = new MockVm(this.k);
     this.k.vms.push(vm);
     return vm;
   }
 }
 
-export class FakeVm extends FakeFd implements N.NativeVm {
-  device: FakeKvmDevice | null = null;
-  constructor(readonly k: FakeKernel) {
+export class MockVm extends MockFd implements N.NativeVm {
+  device: MockKvmDevice | null = null;
+  constructor(readonly k: MockKernel) {
     super();
   }
   checkExtension(_ext: number): number {
@@ -952,18 +1046,18 @@ export class FakeVm extends FakeFd implements N.NativeVm {
     if (test) return null;
     // One KVM-VFIO device per VM; it goes when its fd closes (kvm_vfio_release).
     if (this.device) throw sysError('EBUSY', 'ioctl(KVM_CREATE_DEVICE)');
-    this.device = new FakeKvmDevice(this.k, this);
+    this.device = new MockKvmDevice(this.k, this);
     return this.device;
   }
 }
 
 /** KVM-VFIO on x86: no sPAPR TCE attribute. */
-export class FakeKvmDevice extends FakeFd implements N.NativeKvmDevice {
+export class MockKvmDevice extends MockFd implements N.NativeKvmDevice {
   /** The group files registered with FILE_ADD (the kernel holds a reference to each). */
-  readonly files = new Set<FakeGroup>();
+  readonly files = new Set<MockGroup>();
   constructor(
-    readonly k: FakeKernel,
-    readonly vm: FakeVm,
+    readonly k: MockKernel,
+    readonly vm: MockVm,
   ) {
     super();
   }
@@ -979,12 +1073,12 @@ export class FakeKvmDevice extends FakeFd implements N.NativeKvmDevice {
     this.k.syscall(name);
     if (attr === C.KVM_DEV_VFIO_FILE_ADD) {
       // Only a group fd proves ownership on this kernel (device fds came in 6.6 with cdev).
-      if (!(file instanceof FakeGroup)) throw sysError('EINVAL', name);
+      if (!(file instanceof MockGroup)) throw sysError('EINVAL', name);
       if (this.files.has(file)) throw sysError('EEXIST', name);
       this.files.add(file);
       file.state.get();
     } else if (attr === C.KVM_DEV_VFIO_FILE_DEL) {
-      if (!(file instanceof FakeGroup) || !this.files.delete(file)) throw sysError('ENOENT', name);
+      if (!(file instanceof MockGroup) || !this.files.delete(file)) throw sysError('ENOENT', name);
       file.state.put();
     } else throw sysError('ENXIO', name);
   }
@@ -997,5 +1091,55 @@ export class FakeKvmDevice extends FakeFd implements N.NativeKvmDevice {
     for (const g of this.files) g.state.put();
     this.files.clear();
     this.vm.device = null;
+  }
+}
+
+/** How a plugged-in device model reaches the machine: through the open device and its group's IOMMU. */
+class ModelBus implements DeviceBus {
+  constructor(
+    readonly k: MockKernel,
+    readonly bdf: string,
+    readonly group: GroupState,
+  ) {}
+  /** The device as its driver has it open now (the latest open fd), or null. */
+  get #device(): MockDevice | null {
+    const open = this.k.devices.filter((d) => d.name === this.bdf && d.fd >= 0);
+    return open[open.length - 1] ?? null;
+  }
+  get busMaster(): boolean {
+    return this.#device?.busMaster ?? false;
+  }
+  irqEnabled(index: number, vector = 0): boolean {
+    return this.#device?.irqEnabled(index, vector) ?? false;
+  }
+  raise(index: number, vector = 0): void {
+    this.#device?.raise(index, vector);
+  }
+  dmaRead(iova: bigint, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    this.#walk(iova, length, false, (bytes, at) => out.set(bytes, at));
+    return out;
+  }
+  dmaWrite(iova: bigint, data: Uint8Array): void {
+    this.#walk(iova, data.length, true, (bytes, at) => bytes.set(data.subarray(at, at + bytes.length)));
+  }
+  /** Translate [iova, iova+length) piece by piece through the mappings of the group's container; all or nothing. */
+  #walk(iova: bigint, length: number, write: boolean, each: (bytes: Uint8Array, at: number) => void): void {
+    const need = write ? C.VFIO_DMA_MAP_FLAG_WRITE : C.VFIO_DMA_MAP_FLAG_READ;
+    const mappings = this.group.container?.mappings ?? [];
+    const pieces: [Uint8Array, number][] = [];
+    for (let at = 0; at < length; ) {
+      const a = iova + BigInt(at);
+      const m = mappings.find((x) => a >= x.iova && a < x.iova + x.size && (x.flags & need) !== 0);
+      if (!m || m.buffer.closed) {
+        this.k.iommuFaults.push({ bdf: this.bdf, iova: a, length: length - at, write });
+        throw Object.assign(new Error(`mock IOMMU: ${this.bdf} ${write ? 'wrote' : 'read'} unmapped iova 0x${a.toString(16)}`), { code: 'ERR_MOCK_IOMMU_FAULT' });
+      }
+      const inMapping = Number(a - m.iova);
+      const n = Math.min(length - at, Number(m.size) - inMapping);
+      pieces.push([new Uint8Array(m.buffer.arrayBuffer(), m.offset + inMapping, n), at]);
+      at += n;
+    }
+    for (const [bytes, at] of pieces) each(bytes, at);
   }
 }
