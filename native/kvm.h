@@ -32,6 +32,12 @@ class Vm : public FdWrap<Vm> {
   static Napi::Value AdoptVm(const Napi::CallbackInfo& info);
   Napi::Value CheckExtension(const Napi::CallbackInfo& info);
   Napi::Value CreateDevice(const Napi::CallbackInfo& info);
+  // vm_routes.cc
+  Napi::Value CreateIrqchip(const Napi::CallbackInfo& info);
+  Napi::Value Irqfd(const Napi::CallbackInfo& info);
+  Napi::Value SetGsiRouting(const Napi::CallbackInfo& info);
+  Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo& info);
+  Napi::Value CreateVcpu(const Napi::CallbackInfo& info);
 };
 
 class KvmDevice : public FdWrap<KvmDevice> {
