@@ -7,6 +7,8 @@
 
 #include <linux/kvm.h>
 
+#include <sys/ioctl.h>
+
 #include <cstring>
 #include <vector>
 
@@ -97,17 +99,62 @@ Napi::Value Vm::SetUserMemoryRegion(const Napi::CallbackInfo& info) {
   region.guest_phys_addr = ArgBigUint64(info, 2, "guestPhys");
   uint64_t offset = ArgSafeUint(info, 4, "offset");
   region.memory_size = ArgSafeUint(info, 5, "size");
+  DmaBuffer* buffer = nullptr;
+  RegionMapping* mapping = nullptr;
   if (region.memory_size != 0) {
-    if (DmaBuffer* buffer = FindLive<DmaBuffer>(env, info[3])) {
+    if ((buffer = FindLive<DmaBuffer>(env, info[3])) != nullptr) {
       region.userspace_addr = buffer->Vaddr(env, offset, region.memory_size);
-    } else if (RegionMapping* mapping = FindLive<RegionMapping>(env, info[3])) {
+    } else if ((mapping = FindLive<RegionMapping>(env, info[3])) != nullptr) {
       region.userspace_addr = mapping->Vaddr(env, offset, region.memory_size);
     } else {
       ThrowTypeError(env, "The \"memory\" argument must be a DmaBuffer or a RegionMapping");
     }
   }
   VFIO_IOCTL(env, fd, KVM_SET_USER_MEMORY_REGION, &region);
+  DropSlot(region.slot);  // deleted, or (flags change) held anew below
+  if (region.memory_size != 0) {
+    SlotHold& hold = slots_[region.slot];
+    hold.owner = Napi::Persistent(info[3].As<Napi::Object>());
+    hold.buffer = buffer;
+    hold.mapping = mapping;
+    if (buffer != nullptr) buffer->BeginUse();
+    if (mapping != nullptr) mapping->BeginUse();
+  }
   return env.Undefined();
+}
+
+void Vm::DropSlot(uint32_t slot) {
+  auto it = slots_.find(slot);
+  if (it == slots_.end()) return;
+  if (it->second.buffer != nullptr) it->second.buffer->EndUse();
+  if (it->second.mapping != nullptr) it->second.mapping->EndUse();
+  slots_.erase(it);
+}
+
+// Closing a VM whose slots were never deleted (the library deletes them
+// first; a raw caller may not): delete them in the kernel, since another fd
+// of the VM may keep it alive, then let the memory go.
+void Vm::DeleteSlotsInKernel() {
+  int fd = HeldFd();
+  if (fd < 0) return;
+  for (const auto& entry : slots_) {
+    kvm_userspace_memory_region region{};
+    region.slot = entry.first;
+    ::ioctl(fd, KVM_SET_USER_MEMORY_REGION, &region);
+  }
+}
+
+void Vm::Release() {
+  DeleteSlotsInKernel();
+  while (!slots_.empty()) DropSlot(slots_.begin()->first);
+  fd_.reset();
+}
+
+// Collected (or the environment is going): the memory objects may be
+// finalized already, so only the kernel side is undone here.
+Vm::~Vm() {
+  DeleteSlotsInKernel();
+  for (auto& entry : slots_) entry.second.owner.SuppressDestruct();
 }
 
 Napi::Value Vm::CreateVcpu(const Napi::CallbackInfo& info) {

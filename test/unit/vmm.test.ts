@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, Irqfd, Kvm, KvmSlot, type Device, type Vm } from '../../lib';
 import type { MockDevice, MockEventFd, MockVm } from '../../lib/testing';
+import { buildVmmParts, orders, VMM_PARTS } from '../model/vmm-parts';
 import { EDU, throwsCode, useFakeKernel } from './fake/setup';
 
 describe('VM manager wiring (irqfds, memory slots, vCPUs)', () => {
@@ -177,33 +178,18 @@ describe('VM manager wiring (irqfds, memory slots, vCPUs)', () => {
   // Every order of closing what a passthrough VM is made of: the library
   // removes KVM's uses first each time, so every close succeeds and the
   // kernel is left with no irqfd, no slot and no open fd of ours.
-  const parts = ['irqfd', 'slot', 'irq', 'device', 'buffer', 'vm'] as const;
-  function* orders<T>(items: readonly T[]): Generator<T[]> {
-    if (items.length <= 1) return yield [...items];
-    for (let i = 0; i < items.length; i++) {
-      for (const rest of orders([...items.slice(0, i), ...items.slice(i + 1)])) yield [items[i], ...rest];
-    }
-  }
-
-  it(`closes ${parts.length} parts in all ${[...orders(parts)].length} orders, books equal to the kernel's every time`, function () {
+  it(`closes ${VMM_PARTS.length} parts in all ${[...orders(VMM_PARTS)].length} orders, books equal to the kernel's every time`, function () {
     this.timeout(60000);
-    for (const order of orders(parts)) {
-      const { vm, raw, device, rawDevice, container, ram } = setup();
-      vm.createIrqchip();
-      device.intx.enable();
-      const intx = vm.irqfd(device.intx, { gsi: 5, resample: true });
-      const slot = vm.mapMemory({ guestPhys: 0n, memory: ram });
-      const bar = device.bar(0).mmap();
-      vm.mapMemory({ guestPhys: 0x20000n, memory: bar, size: 0x1000 });
-      const close: Record<(typeof parts)[number], () => void> = {
-        irqfd: () => intx.close(),
-        // The BAR's slot goes with the device (or the VM), guest RAM's with this.
-        slot: () => slot.close(),
-        irq: () => !device.closed && device.intx.disable(),
-        device: () => device.close(),
-        buffer: () => ram.close(),
-        vm: () => vm.close(),
-      };
+    for (const order of orders(VMM_PARTS)) {
+      const kvm = Kvm.open();
+      const vm = kvm.createVm();
+      kvm.close();
+      const raw = fake.k.vms.at(-1)!;
+      const container = Container.open();
+      const group = container.openGroup(3);
+      container.setIommu();
+      const { device, close } = buildVmmParts(vm, group, EDU);
+      const rawDevice = fake.k.devices.at(-1)!;
       for (const p of order) {
         close[p]();
         assertBooks(vm, raw, rawDevice, device, order, p);
