@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const bdf = process.argv[2] ?? process.env.VFIO_TEST_BDF;
   if (!bdf) throw new Error('usage: demo <bdf> (or set VFIO_TEST_BDF); the device must be bound to vfio-pci');
   const group = sysfs.iommuGroupOf(bdf);
-  console.log(`guest:     ${RAM_SIZE / 1024} KiB RAM (one memfd: KVM slot + IOMMU map at IOVA = GPA), edu BAR 0 page at GPA 0x${EDU_GPA.toString(16)}`);
+  console.log(`VM:        ${RAM_SIZE / 1024} KiB RAM (one memfd: KVM slot + IOMMU map at IOVA = GPA), edu BAR 0 page at GPA 0x${EDU_GPA.toString(16)}`);
 
   const msi = await runMsiPassthrough({ group, bdf });
   console.log(`MSI run:   vCPU exit '${msi.exit.reason}' on port 0x${(msi.exit.port ?? 0).toString(16)} (done port 0x${DONE_PORT.toString(16)}); exits: ${exits(msi)}`);

@@ -4,18 +4,22 @@
 
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, Irqfd, Kvm, KvmSlot, type Device, type Vm } from '../../lib';
-import type { MockDevice, MockEventFd, MockVm } from '../../lib/testing';
+import type { MockDevice, MockVm } from '../../lib/testing';
 import { buildVmmParts, orders, VMM_PARTS } from '../model/vmm-parts';
 import { EDU, throwsCode, useFakeKernel } from './fake/setup';
 
 describe('VM manager wiring (irqfds, memory slots, vCPUs)', () => {
   const fake = useFakeKernel();
 
-  function setup() {
+  function newVm(): { vm: Vm; raw: MockVm } {
     const kvm = Kvm.open();
     const vm = kvm.createVm();
     kvm.close();
-    const raw = fake.k.vms.at(-1)!;
+    return { vm, raw: fake.k.vms.at(-1)! };
+  }
+
+  function setup() {
+    const { vm, raw } = newVm();
     const container = Container.open();
     const group = container.openGroup(3);
     vm.vfioDevice().add(group);
@@ -24,10 +28,6 @@ describe('VM manager wiring (irqfds, memory slots, vCPUs)', () => {
     const rawDevice = fake.k.devices.at(-1)!;
     const ram = DmaBuffer.memfd(0x10000);
     return { vm, raw, container, iommu, device, rawDevice, ram };
-  }
-
-  function msiEventfd(rawDevice: MockDevice): MockEventFd {
-    return rawDevice.irqs.get(fake.k.constants.VFIO_PCI_MSI_IRQ_INDEX)![0] as MockEventFd;
   }
 
   it('an irqfd needs the in-kernel irqchip: the kernel says EINVAL and the message says what to do', () => {
@@ -181,10 +181,7 @@ describe('VM manager wiring (irqfds, memory slots, vCPUs)', () => {
   it(`closes ${VMM_PARTS.length} parts in all ${[...orders(VMM_PARTS)].length} orders, books equal to the kernel's every time`, function () {
     this.timeout(60000);
     for (const order of orders(VMM_PARTS)) {
-      const kvm = Kvm.open();
-      const vm = kvm.createVm();
-      kvm.close();
-      const raw = fake.k.vms.at(-1)!;
+      const { vm, raw } = newVm();
       const container = Container.open();
       const group = container.openGroup(3);
       container.setIommu();
