@@ -40,7 +40,12 @@ class RunTimer {
     sigevent ev{};
     ev.sigev_notify = SIGEV_THREAD_ID;
     ev.sigev_signo = SIGALRM;
-    ev._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+#ifdef sigev_notify_thread_id  // musl, newer glibc
+    ev.sigev_notify_thread_id = tid;
+#else
+    ev._sigev_un._tid = tid;
+#endif
     if (::timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) {
       int err = errno;
       ::sigaction(SIGALRM, &old_, nullptr);
