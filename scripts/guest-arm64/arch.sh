@@ -28,8 +28,15 @@ kernel_image() { echo "$1/boot/vmlinuz-$2"; }
 # VFIO_SET_IOMMU refuses (EPERM) unless allow_unsafe_interrupts is set.
 # Every device on pcie.0 gets its own IOMMU group:
 #   00:01.0  virtio-serial: the command's stdout/stderr (hvc0, hvc1)
-#   00:02.0  edu
+#   00:02.0  edu A, alone on the root bus
 #   00:03-6  virtio-9p: ctl, usr (the arm64 userland), project, out
+#   00:08.0  a PCIe root port: edu C, alone below it but for the port
+#            (bus resets, peer DMA), as the x86_64 guest's edu C
+# No shared group (the x86_64 guest's edu B with an e1000e behind a PCI
+# bridge): 6.1's SMMUv3 driver refuses the second device of an aliased
+# stream ID ("stream 256 already in tree", vfio-pci probe -22), and as a
+# second function of edu's slot the e1000e, an Intel root-complex integrated
+# endpoint, gets a group of its own from the kernel's ACS quirk for those.
 # The kernel console is the PL011 (ttyAMA0).
 # cortex-a72: under TCG, max's pointer authentication and SVE cost time and
 # nothing here needs them.
@@ -52,7 +59,9 @@ qemu_args() {
 		-device virtio-serial-pci,id=vser,bus=pcie.0,addr=1 \
 		-chardev "file,id=stdout,path=$run/stdout" -device virtconsole,chardev=stdout,bus=vser.0 \
 		-chardev "file,id=stderr,path=$run/stderr" -device virtconsole,chardev=stderr,bus=vser.0 \
-		-device edu,bus=pcie.0,addr=2
+		-device edu,bus=pcie.0,addr=2 \
+		-device pcie-root-port,id=rp,bus=pcie.0,addr=8,chassis=1,slot=1 \
+		-device edu,bus=rp,addr=0
 	share ctl "$ctl" '' 3
 	share usr "$CACHE_DIR/root/usr" readonly=on 4
 	share project "$PROJECT_ROOT" readonly=on 5

@@ -12,7 +12,6 @@ const VM_DIR = path.join(__dirname, '..', 'vm');
 
 const holds: Record<Missing, () => void> = {
   'shared-group': () => assert.equal(testEnv().shared, undefined, 'this guest has a shared group now: run the file'),
-  'root-port': () => assert.equal(testEnv().rootPort, undefined, 'this guest has an edu below a root port now: run the file'),
   kvm: () => assert.equal(existsSync('/dev/kvm'), false, 'this guest has /dev/kvm now: run the file'),
   'x86-recording': () => {
     const fixture = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'kernel-answers.json');
