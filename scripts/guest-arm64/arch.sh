@@ -13,7 +13,7 @@ KERNEL_META=linux-image-arm64
 USERLAND_SUITES=(${VFIO_ARM64_USERLAND_SUITE:-trixie testing unstable})
 NODE_LOADER=lib/ld-linux-aarch64.so.1
 # Names as modprobe takes them; those built into the kernel are skipped.
-GUEST_MODULES=(vfio vfio_iommu_type1 vfio-pci virtio_pci virtio_console 9pnet_virtio 9p)
+GUEST_MODULES=(vfio vfio_iommu_type1 vfio-pci virtio_pci virtio_console 9pnet_virtio 9p e1000e)
 # The command's stdout and stderr in the guest: the two virtconsoles.
 GUEST_STDOUT=/dev/hvc0 GUEST_STDERR=/dev/hvc1
 
@@ -30,13 +30,18 @@ kernel_image() { echo "$1/boot/vmlinuz-$2"; }
 #   00:01.0  virtio-serial: the command's stdout/stderr (hvc0, hvc1)
 #   00:02.0  edu A, alone on the root bus
 #   00:03-6  virtio-9p: ctl, usr (the arm64 userland), project, out
-#   00:08.0  a PCIe root port: edu C, alone below it but for the port
-#            (bus resets, peer DMA), as the x86_64 guest's edu C
-# No shared group (the x86_64 guest's edu B with an e1000e behind a PCI
-# bridge): 6.1's SMMUv3 driver refuses the second device of an aliased
-# stream ID ("stream 256 already in tree", vfio-pci probe -22), and as a
-# second function of edu's slot the e1000e, an Intel root-complex integrated
-# endpoint, gets a group of its own from the kernel's ACS quirk for those.
+#   00:08.0  a PCIe root port: edu C at 01:00.0, alone below it but for the
+#            port (bus resets, peer DMA), as the x86_64 guest's edu C
+#   00:09.0  a PCIe root port: edu B at 02:00.0 and an e1000e on its driver
+#            at 02:00.1, two functions of one device: one group, not
+#            viable, as the x86_64 guest's edu B and e1000e. Not behind a
+#            PCI bridge as there: 6.1's SMMUv3 driver refuses the second
+#            device of an aliased stream ID ("stream 256 already in tree",
+#            vfio-pci probe -22). Not on the root bus: there the e1000e, an
+#            Intel root-complex integrated endpoint, gets a group of its own
+#            (the kernel's ACS quirk for those).
+# These root ports have no ACS here: each shares its devices' group (vfio
+# accepts a bridge on pcieport in a group).
 # The kernel console is the PL011 (ttyAMA0).
 # cortex-a72: under TCG, max's pointer authentication and SVE cost time and
 # nothing here needs them.
@@ -61,7 +66,10 @@ qemu_args() {
 		-chardev "file,id=stderr,path=$run/stderr" -device virtconsole,chardev=stderr,bus=vser.0 \
 		-device edu,bus=pcie.0,addr=2 \
 		-device pcie-root-port,id=rp,bus=pcie.0,addr=8,chassis=1,slot=1 \
-		-device edu,bus=rp,addr=0
+		-device edu,bus=rp,addr=0 \
+		-device pcie-root-port,id=rpb,bus=pcie.0,addr=9,chassis=2,slot=2 \
+		-device edu,bus=rpb,addr=0.0,multifunction=on \
+		-netdev user,id=net0,restrict=on -device e1000e,bus=rpb,addr=0.1,netdev=net0
 	share ctl "$ctl" '' 3
 	share usr "$CACHE_DIR/root/usr" readonly=on 4
 	share project "$PROJECT_ROOT" readonly=on 5
