@@ -69,6 +69,7 @@ class RunTimer {
   bool armed_ = false;
 };
 
+#if defined(__x86_64__)
 kvm_segment* SegmentAt(kvm_sregs& s, uint32_t index) {
   switch (index) {
     case 0: return &s.cs;
@@ -80,6 +81,13 @@ kvm_segment* SegmentAt(kvm_sregs& s, uint32_t index) {
     default: return nullptr;
   }
 }
+#else
+// Registers are an x86_64 layout (kvm_regs, real-mode segments): elsewhere
+// the vCPU runs but its registers are not ours to set.
+[[noreturn]] void X86Only(Napi::Env env) {
+  ThrowSystemError(env, EOPNOTSUPP, "ioctl(KVM_SET_REGS)");
+}
+#endif
 
 }  // namespace
 
@@ -127,10 +135,13 @@ void Vcpu::Release() {
 
 // kvm_regs is 18 __u64 in the header's order (rax ... r15, rip, rflags):
 // JS sees them as one BigUint64Array of that length.
+#if defined(__x86_64__)
 static_assert(sizeof(kvm_regs) == 18 * sizeof(uint64_t), "kvm_regs layout");
+#endif
 
 Napi::Value Vcpu::GetRegs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+#if defined(__x86_64__)
   int fd = Require(env);
   kvm_regs regs{};
   VFIO_IOCTL(env, fd, KVM_GET_REGS, &regs);
@@ -141,10 +152,14 @@ Napi::Value Vcpu::GetRegs(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(env, "vfio: cannot create BigUint64Array");
   }
   return Napi::Value(env, array);
+#else
+  X86Only(env);
+#endif
 }
 
 Napi::Value Vcpu::SetRegs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+#if defined(__x86_64__)
   int fd = Require(env);
   napi_typedarray_type type;
   size_t length = 0;
@@ -158,12 +173,16 @@ Napi::Value Vcpu::SetRegs(const Napi::CallbackInfo& info) {
   std::memcpy(&regs, data, sizeof regs);
   VFIO_IOCTL(env, fd, KVM_SET_REGS, &regs);
   return env.Undefined();
+#else
+  X86Only(env);
+#endif
 }
 
 // Real mode: a segment is its selector and a base (selector * 16 unless set
 // otherwise); the limit stays 64 KiB.
 Napi::Value Vcpu::SetSegment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+#if defined(__x86_64__)
   int fd = Require(env);
   uint32_t index = ArgUint32(info, 0, "segment");
   uint32_t selector = ArgUint32(info, 1, "selector");
@@ -177,6 +196,9 @@ Napi::Value Vcpu::SetSegment(const Napi::CallbackInfo& info) {
   seg->base = base;
   VFIO_IOCTL(env, fd, KVM_SET_SREGS, &sregs);
   return env.Undefined();
+#else
+  X86Only(env);
+#endif
 }
 
 // KVM_RUN until an exit the kernel hands to userspace for us to handle (port
