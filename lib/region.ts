@@ -131,12 +131,10 @@ export class Region {
       throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} cannot be mmapped (no VFIO_REGION_INFO_FLAG_MMAP); use read32()/write32()`);
     }
     const areas = this.mmapAreas;
-    const first = areas[0];
-    const offset = givenOffset !== undefined ? argSize(givenOffset, 'options.offset') : Number(first?.offset ?? 0n);
-    const size =
-      givenSize !== undefined
-        ? argSize(givenSize, 'options.size')
-        : Number(first ? first.size : 0n) - (givenOffset !== undefined && first ? offset - Number(first.offset) : 0);
+    const offset = givenOffset !== undefined ? argSize(givenOffset, 'options.offset') : Number(areas[0]?.offset ?? 0n);
+    // No size: to the end of the area the offset is in (the first area by default).
+    const around = areas.find((a) => BigInt(offset) >= a.offset && BigInt(offset) < a.offset + a.size);
+    const size = givenSize !== undefined ? argSize(givenSize, 'options.size') : around ? Number(around.offset + around.size) - offset : 0;
     const page = native().pageSize;
     if (size <= 0) {
       throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: mmap needs a size > 0 inside the region`);

@@ -3,6 +3,7 @@
 // TypeScript edu driver (examples/edu/demo.ts) against it.
 //   npm run demo               in the x86_64 guest (type1 IOMMU)
 //   npm run demo -- --ppc64    in the ppc64 guest (sPAPR TCE IOMMU), same driver
+//   npm run demo -- nvme       the NVMe driver (examples/nvme) against QEMU's nvme in the x86_64 guest
 //   npm run demo -- <bdf>      on this host, against your edu bound to vfio-pci
 'use strict';
 
@@ -18,7 +19,11 @@ if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node')) && sh('npm'
 if (sh(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', '.']) !== 0) process.exit(1);
 
 const arg = process.argv[2];
-if (arg === '--ppc64') {
+if (arg === 'nvme') {
+  // A 16 MiB namespace on a fresh sparse file, the controller alone below a root port.
+  const nvme = path.join('dist', 'examples', 'nvme', 'demo.js');
+  process.exitCode = sh(path.join(root, 'scripts', 'guest', 'run'), ['--topology', 'single', '--device', 'nvme,name=nvme,size=16M,serial=vfio-demo-0001', '--', process.execPath, nvme]);
+} else if (arg === '--ppc64') {
   // Debian's ppc64el node in the guest, with the cross-compiled addon.
   process.exitCode = sh(path.join(root, 'scripts', 'guest-ppc64', 'run'), ['--', 'node', demo]);
 } else if (arg) {

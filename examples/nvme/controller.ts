@@ -85,6 +85,7 @@ export class NvmeController {
   #scratch: DmaBuffer;
   #scratchMap: DmaMapping;
   #polling = false;
+  #onInterrupt: ((vector: number) => void) | null = null;
   // NVMe reads a PRP of 0 as "no buffer" (QEMU refuses the command), and an
   // IOMMU's lowest free IOVA is 0: the driver's own rings and buffers take
   // IOVAs from 4 GiB up, out of the way of the caller's data mappings.
@@ -190,13 +191,25 @@ export class NvmeController {
       await this.adminCommand({ opcode: ADMIN.DELETE_CQ, cdw10: q.id }, `Delete I/O CQ ${q.id}`);
     }
     await this.disable();
-    this.irq?.disable();
+    this.forget();
+  }
+
+  /**
+   * Free what the driver holds (vectors, rings, the BAR mmap) without a
+   * word to the controller: for when it already lost its state (a reset).
+   */
+  forget(): void {
+    if (this.irq && this.#onInterrupt) {
+      this.irq.off('interrupt', this.#onInterrupt);
+      if (!this.device.closed) this.irq.disable();
+    }
+    this.#onInterrupt = null;
     for (const q of [...this.io, this.admin]) {
       q.abort(() => new Error('the controller was closed'));
       q[Symbol.dispose]();
     }
     this.io.length = 0;
-    this.#scratchMap.unmap();
+    if (!this.#scratchMap.closed) this.#scratchMap.unmap();
     this.#scratch.close();
     this.bar.close();
   }
@@ -251,11 +264,12 @@ export class NvmeController {
 
   #enableInterrupts(irq: Irq, vectors: number): void {
     irq.enable(vectors);
-    irq.on('interrupt', (vector) => {
+    this.#onInterrupt = (vector) => {
       this.interruptsTaken[vector] = (this.interruptsTaken[vector] ?? 0) + 1;
       const q = vector === 0 ? this.admin : this.io[vector - 1];
       q?.drain();
-    });
+    };
+    irq.on('interrupt', this.#onInterrupt);
   }
 
   async #enable(): Promise<void> {
