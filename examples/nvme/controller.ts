@@ -86,6 +86,7 @@ export class NvmeController {
   #scratchMap: DmaMapping;
   #polling = false;
   #onInterrupt: ((vector: number) => void) | null = null;
+  #watchdog: NodeJS.Timeout | undefined;
   // NVMe reads a PRP of 0 as "no buffer" (QEMU refuses the command), and an
   // IOMMU's lowest free IOVA is 0: the driver's own rings and buffers take
   // IOVAs from 4 GiB up, out of the way of the caller's data mappings.
@@ -123,6 +124,7 @@ export class NvmeController {
     device.setBusMaster(true);
     await ctrl.disable();
     ctrl.admin = new QueuePair(ctrl.#dma, ctrl.bar, ctrl.doorbellStride, 0, ADMIN_DEPTH, ctrl.irq ? 0 : null);
+    ctrl.#watch();
     if (ctrl.irq) ctrl.#enableInterrupts(ctrl.irq, 1 + ioQueues);
     await ctrl.#enable();
     ctrl.identity = await ctrl.identifyController();
@@ -199,6 +201,7 @@ export class NvmeController {
    * word to the controller: for when it already lost its state (a reset).
    */
   forget(): void {
+    clearInterval(this.#watchdog);
     if (this.irq && this.#onInterrupt) {
       this.irq.off('interrupt', this.#onInterrupt);
       if (!this.device.closed) this.irq.disable();
@@ -222,31 +225,35 @@ export class NvmeController {
     if (this.identity.maxTransferBytes && bytes > this.identity.maxTransferBytes) {
       return Promise.reject(new RangeError(`${bytes} bytes exceed the controller's limit of ${this.identity.maxTransferBytes} per command`));
     }
-    if (data.iova + BigInt(offset) === 0n) return Promise.reject(new RangeError('NVMe reads a PRP of 0 as no buffer: map the data at an IOVA other than 0'));
-    if (BigInt(offset + bytes) > data.size) return Promise.reject(new RangeError(`${bytes} bytes at ${offset} run past the mapping (${data.size} bytes)`));
-    const slba = BigInt(lba);
-    return this.#command(
-      q,
-      {
-        opcode,
-        nsid: this.namespace.nsid,
-        data: { iova: data.iova + BigInt(offset), bytes },
-        cdw10: Number(slba & 0xffffffffn),
-        cdw11: Number(slba >> 32n),
-        cdw12: blocks - 1,
-      },
-      `${opcode === IO.WRITE ? 'Write' : 'Read'} of ${blocks} block(s) at LBA ${slba}`,
-    );
+    if (offset === 0 && data.iova === 0n) return Promise.reject(new RangeError('NVMe reads a PRP of 0 as no buffer: map the data at an IOVA other than 0'));
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes > Number(data.size)) return Promise.reject(new RangeError(`${bytes} bytes at ${offset} run past the mapping (${data.size} bytes)`));
+    const slba = Number(lba);
+    return this.#command(q, {
+      opcode,
+      nsid: this.namespace.nsid,
+      data: { iova: data.iova, offset, bytes },
+      cdw10: slba % 2 ** 32,
+      cdw11: Math.floor(slba / 2 ** 32),
+      cdw12: blocks - 1,
+    });
   }
 
-  #command(q: QueuePair, cmd: Command, what: string): Promise<Completion> {
-    const done = q.submit(cmd, what);
+  #command(q: QueuePair, cmd: Command, what?: string): Promise<Completion> {
+    const done = q.submit(cmd, this.timeoutMs, what);
     if (!this.irq) this.#pollSoon();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no completion within ${this.timeoutMs} ms (CSTS 0x${this.bar.read32(REG.CSTS).toString(16)})`)), this.timeoutMs);
-    });
-    return Promise.race([done, late]).finally(() => clearTimeout(timer));
+    return done;
+  }
+
+  // One timer for all commands (a timer per command costs more than the
+  // command on a fast path): fails the ones past their deadline.
+  #watch(): void {
+    const period = Math.max(10, Math.min(1000, this.timeoutMs / 4));
+    this.#watchdog = setInterval(() => {
+      const now = Date.now();
+      const csts = this.bar.closed ? 0 : this.bar.read32(REG.CSTS);
+      for (const q of [this.admin, ...this.io]) q.expire(now, (what) => new Error(`${what}: no completion within ${this.timeoutMs} ms (CSTS 0x${csts.toString(16)})`));
+    }, period);
+    this.#watchdog.unref();
   }
 
   // Polled mode: drain every queue once per event-loop turn while anything is outstanding.

@@ -15,7 +15,7 @@ export interface Command {
   opcode: number;
   nsid?: number;
   /** The data the command moves: the queue turns it into PRP entries. */
-  data?: { iova: bigint; bytes: number };
+  data?: { iova: bigint; offset?: number; bytes: number };
   cdw10?: number;
   cdw11?: number;
   cdw12?: number;
@@ -53,8 +53,14 @@ export class NvmeStatusError extends Error {
 interface Slot {
   resolve: (c: Completion) => void;
   reject: (e: Error) => void;
-  what: string;
+  /** What failed, for the message; built only then. */
+  what: string | undefined;
+  opcode: number;
+  /** Date.now() past which expire() fails it. */
+  deadline: number;
 }
+
+const TWO_32 = 2 ** 32;
 
 export class QueuePair implements Disposable {
   readonly id: number;
@@ -68,6 +74,7 @@ export class QueuePair implements Disposable {
   readonly #cqe: Uint32Array;
   readonly #prpList: DmaMapping;
   readonly #prpWords: Uint32Array;
+  readonly #prpListIova: number;
   readonly #bar: RegionMapping;
   readonly #sqDoorbell: number;
   readonly #cqDoorbell: number;
@@ -95,6 +102,7 @@ export class QueuePair implements Disposable {
     this.#sqe = new Uint32Array(sq.arrayBuffer);
     this.#cqe = new Uint32Array(cq.arrayBuffer);
     this.#prpWords = new Uint32Array(prp.arrayBuffer);
+    this.#prpListIova = iovaNumber(this.#prpList.iova);
     this.#slots = new Array<Slot | undefined>(depth);
     // One entry always stays empty: a full ring would look empty.
     this.#freeCids = Array.from({ length: depth - 1 }, (_, i) => depth - 2 - i);
@@ -110,11 +118,21 @@ export class QueuePair implements Disposable {
    * promise settles when drain() finds its completion (an interrupt or a
    * poll calls drain()).
    */
-  submit(cmd: Command, what = `opcode 0x${cmd.opcode.toString(16)}`): Promise<Completion> {
+  submit(cmd: Command, timeoutMs: number, what?: string): Promise<Completion> {
     return new Promise<Completion>((resolve, reject) => {
       const cid = this.#place(cmd);
-      this.#slots[cid] = { resolve, reject, what };
+      this.#slots[cid] = { resolve, reject, what, opcode: cmd.opcode, deadline: Date.now() + timeoutMs };
       this.#bar.write32(this.#sqDoorbell, this.#tail);
+    });
+  }
+
+  /** Fail the commands whose deadline passed (the controller's watchdog calls this). */
+  expire(now: number, why: (what: string) => Error): void {
+    this.#slots.forEach((slot, cid) => {
+      if (!slot || slot.deadline > now) return;
+      this.#slots[cid] = undefined;
+      this.#freeCids.push(cid);
+      slot.reject(why(label(slot)));
     });
   }
 
@@ -122,19 +140,20 @@ export class QueuePair implements Disposable {
    * PRP1/PRP2 for `bytes` at `iova` (§4.3): PRP1 the first page, PRP2 the
    * second page or, past two pages, a PRP list in slot `cid`'s own page.
    */
-  #prps(iova: bigint, bytes: number, cid: number): [bigint, bigint] {
-    const page = BigInt(PAGE);
-    const first = Number(page - (iova % page));
-    if (bytes <= first) return [iova, 0n];
-    if (bytes <= first + PAGE) return [iova, iova + BigInt(first)];
+  // IOVAs as numbers here: exact below 2^53, far above any IOMMU's reach,
+  // and no BigInt allocated on the I/O path.
+  #prps(iova: number, bytes: number, cid: number): [number, number] {
+    const first = PAGE - (iova % PAGE);
+    if (bytes <= first) return [iova, 0];
+    if (bytes <= first + PAGE) return [iova, iova + first];
     const entries = Math.ceil((bytes - first) / PAGE);
     if (entries > PAGE / 8) throw new RangeError(`a transfer of ${bytes} bytes needs more than one PRP list page`);
     let at = (cid * PAGE) / 4;
-    for (let a = iova + BigInt(first), i = 0; i < entries; i++, a += page) {
-      this.#prpWords[at++] = Number(a & 0xffffffffn);
-      this.#prpWords[at++] = Number(a >> 32n);
+    for (let a = iova + first, i = 0; i < entries; i++, a += PAGE) {
+      this.#prpWords[at++] = a % TWO_32;
+      this.#prpWords[at++] = Math.floor(a / TWO_32);
     }
-    return [iova, this.#prpList.iova + BigInt(cid * PAGE)];
+    return [iova, this.#prpListIova + cid * PAGE];
   }
 
   /** Take every new completion entry, settle its command, and tell the controller (CQ head doorbell). */
@@ -157,7 +176,7 @@ export class QueuePair implements Disposable {
       this.#slots[completion.cid] = undefined;
       this.#freeCids.push(completion.cid);
       if (status === 0) slot.resolve(completion);
-      else slot.reject(new NvmeStatusError((status >> 8) & 0x7, status & 0xff, slot.what));
+      else slot.reject(new NvmeStatusError((status >> 8) & 0x7, status & 0xff, label(slot)));
     }
     if (n > 0) this.#bar.write32(this.#cqDoorbell, this.#head);
     return n;
@@ -188,18 +207,18 @@ export class QueuePair implements Disposable {
     w.fill(0, at, at + SQE_BYTES / 4);
     w[at] = (cmd.opcode & 0xff) | (cid << 16);
     w[at + 1] = cmd.nsid ?? 0;
-    let prp1 = 0n;
-    let prp2 = 0n;
+    let prp1 = 0;
+    let prp2 = 0;
     try {
-      if (cmd.data) [prp1, prp2] = this.#prps(cmd.data.iova, cmd.data.bytes, cid);
+      if (cmd.data) [prp1, prp2] = this.#prps(iovaNumber(cmd.data.iova) + (cmd.data.offset ?? 0), cmd.data.bytes, cid);
     } catch (e) {
       this.#freeCids.push(cid);
       throw e;
     }
-    w[at + 6] = Number(prp1 & 0xffffffffn);
-    w[at + 7] = Number(prp1 >> 32n);
-    w[at + 8] = Number(prp2 & 0xffffffffn);
-    w[at + 9] = Number(prp2 >> 32n);
+    w[at + 6] = prp1 % TWO_32;
+    w[at + 7] = Math.floor(prp1 / TWO_32);
+    w[at + 8] = prp2 % TWO_32;
+    w[at + 9] = Math.floor(prp2 / TWO_32);
     w[at + 10] = cmd.cdw10 ?? 0;
     w[at + 11] = cmd.cdw11 ?? 0;
     w[at + 12] = cmd.cdw12 ?? 0;
@@ -209,6 +228,15 @@ export class QueuePair implements Disposable {
     this.#tail = (this.#tail + 1) % this.depth;
     return cid;
   }
+}
+
+function label(slot: Slot): string {
+  return slot.what ?? `opcode 0x${slot.opcode.toString(16)}`;
+}
+
+function iovaNumber(iova: bigint): number {
+  if (iova > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`IOVA 0x${iova.toString(16)} is past 2^53: map the data lower`);
+  return Number(iova);
 }
 
 function roundUp(n: number): number {
