@@ -61,6 +61,7 @@ interface Slot {
 }
 
 const TWO_32 = 2 ** 32;
+const MAX_SAFE_IOVA = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class QueuePair implements Disposable {
   readonly id: number;
@@ -235,7 +236,7 @@ function label(slot: Slot): string {
 }
 
 function iovaNumber(iova: bigint): number {
-  if (iova > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`IOVA 0x${iova.toString(16)} is past 2^53: map the data lower`);
+  if (iova > MAX_SAFE_IOVA) throw new RangeError(`IOVA 0x${iova.toString(16)} is past 2^53: map the data lower`);
   return Number(iova);
 }
 
