@@ -56,8 +56,8 @@ interface Slot {
   /** What failed, for the message; built only then. */
   what: string | undefined;
   opcode: number;
-  /** Date.now() past which expire() fails it. */
-  deadline: number;
+  /** The watchdog tick it was submitted in (no clock read per command). */
+  tick: number;
 }
 
 const TWO_32 = 2 ** 32;
@@ -82,6 +82,7 @@ export class QueuePair implements Disposable {
   readonly #slots: (Slot | undefined)[];
   readonly #freeCids: number[];
   #tail = 0;
+  #tick = 0;
   #head = 0;
   #phase = 1;
   #sqHead = 0;
@@ -119,18 +120,22 @@ export class QueuePair implements Disposable {
    * promise settles when drain() finds its completion (an interrupt or a
    * poll calls drain()).
    */
-  submit(cmd: Command, timeoutMs: number, what?: string): Promise<Completion> {
+  submit(cmd: Command, what?: string): Promise<Completion> {
     return new Promise<Completion>((resolve, reject) => {
       const cid = this.#place(cmd);
-      this.#slots[cid] = { resolve, reject, what, opcode: cmd.opcode, deadline: Date.now() + timeoutMs };
+      this.#slots[cid] = { resolve, reject, what, opcode: cmd.opcode, tick: this.#tick };
       this.#bar.write32(this.#sqDoorbell, this.#tail);
     });
   }
 
-  /** Fail the commands whose deadline passed (the controller's watchdog calls this). */
-  expire(now: number, why: (what: string) => Error): void {
+  /**
+   * One watchdog tick: fail the commands submitted more than `ticks` ticks
+   * ago (the controller ticks every timeout / 4).
+   */
+  expire(ticks: number, why: (what: string) => Error): void {
+    this.#tick++;
     this.#slots.forEach((slot, cid) => {
-      if (!slot || slot.deadline > now) return;
+      if (!slot || this.#tick - slot.tick <= ticks) return;
       this.#slots[cid] = undefined;
       this.#freeCids.push(cid);
       slot.reject(why(label(slot)));
