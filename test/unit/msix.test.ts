@@ -4,7 +4,7 @@
 // index are unwired and rewired without touching the others.
 
 import assert from 'node:assert/strict';
-import { Container, type Device } from '../../lib';
+import { Container, Kvm, type Device } from '../../lib';
 import type { DeviceBus, DeviceModel, MockDevice } from '../../lib/testing';
 import type { AccessWidth } from '../../lib/native';
 import { EDU, throwsCode, useFakeKernel } from './fake/setup';
@@ -139,6 +139,24 @@ describe('MSI-X (mock kernel)', () => {
     throwsCode(() => irq.disableVector(1), 'EINVAL');
     assert.equal(irq.vectorEnabled(1), true);
     assert.notEqual(raw.irqs.get(2)![1], null);
+  });
+
+  it('refuses to unwire a vector a VM holds through an irqfd (remove the irqfd first)', () => {
+    open();
+    const kvm = Kvm.open();
+    const vm = kvm.createVm();
+    vm.createIrqchip();
+    const irq = device.msix;
+    irq.enable(2);
+    const f = vm.irqfd(irq, { gsi: 24, vector: 1 });
+    throwsCode(() => irq.disableVector(1), 'ERR_VFIO_ORDER', /wired to a VM/);
+    assert.equal(irq.vectorEnabled(1), true);
+    irq.disableVector(0);
+    f.close();
+    irq.disableVector(1);
+    assert.equal(irq.vectorEnabled(1), false);
+    vm.close();
+    kvm.close();
   });
 
   it('closes an unwired index cleanly with the device', () => {
