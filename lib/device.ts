@@ -8,6 +8,7 @@ import { RuleCode, VfioError, rethrow } from './errors';
 import type { Group } from './group';
 import type { Iommu } from './iommu';
 import { Irq } from './irq';
+import { readMsixCapability, type MsixCapability } from './msix';
 import { native, type DeviceInfoRaw, type NativeDevice, type NativeEventFd, type NativeRegionMapping } from './native';
 import { Region } from './region';
 import { hotReset, hotResetInfo, type HotResetDevice } from './reset';
@@ -58,6 +59,7 @@ export class Device extends Resource {
   readonly #irqs = new Map<number, Irq>();
   readonly #natives: DeviceNatives = { eventfds: new Set(), mmaps: new Set() };
   readonly #events = new EventEmitter<DeviceEvents>();
+  #msix: MsixCapability | null | undefined;
 
   private constructor(group: Group, name: string, handle: NativeDevice, raw: DeviceInfoRaw) {
     super();
@@ -155,6 +157,16 @@ export class Device extends Resource {
   /** The MSI-X interrupt index of a PCI device. */
   get msix(): Irq {
     return this.irq(native().constants.VFIO_PCI_MSIX_IRQ_INDEX);
+  }
+
+  /**
+   * The MSI-X capability from config space (vector count, where the table
+   * and PBA sit), read once; null when the device has none.
+   */
+  get msixCapability(): MsixCapability | null {
+    this.assertOpen();
+    if (this.#msix === undefined) this.#msix = this.info.pci ? readMsixCapability(this) : null;
+    return this.#msix;
   }
 
   /** The legacy INTx interrupt of a PCI device. */

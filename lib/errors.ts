@@ -57,6 +57,8 @@ export const RuleCode = {
   REGION_RANGE: 'ERR_VFIO_REGION_RANGE',
   /** Region cannot be read, written or mmapped as asked. */
   REGION_ACCESS: 'ERR_VFIO_REGION_ACCESS',
+  /** A BAR mmap would cover the MSI-X table's pages, and the kernel does not say they are mappable. */
+  MSIX_TABLE: 'ERR_VFIO_MSIX_TABLE',
   /** IRQ index or vector range does not exist on the device. */
   IRQ_RANGE: 'ERR_VFIO_IRQ_RANGE',
   /** Operations in the wrong order (e.g. KVM registration after device open). */

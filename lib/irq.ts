@@ -8,6 +8,7 @@ import { argInt } from './args';
 import type { Device, DeviceNatives } from './device';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { native, type IrqInfoRaw, type NativeDevice, type NativeEventFd } from './native';
+import { kvmUsesOf } from './kvm-uses';
 import { releaseKvmUses } from './teardown';
 
 export interface IrqEvents {
@@ -33,7 +34,8 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
   readonly description: string;
   readonly #native: NativeDevice;
   readonly #natives: DeviceNatives;
-  #eventfds: NativeEventFd[] = [];
+  // One per enabled vector; null where disableVector() unwired it.
+  #eventfds: (NativeEventFd | null)[] = [];
   #totals: number[] = [];
   #waiters: Waiter[] = [];
   #ref = true;
@@ -53,7 +55,7 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     this.description = `interrupt index ${raw.index} of ${device.description}`;
   }
 
-  /** Vectors currently enabled (0 when disabled). */
+  /** Vectors the index is enabled with (0 when disabled), wired or not (see disableVector). */
   get enabled(): number {
     return this.#eventfds.length;
   }
@@ -86,12 +88,72 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     }
     this.#eventfds = fds;
     this.#totals = fds.map(() => 0);
-    const self = new WeakRef(this);
-    fds.forEach((fd, vector) => {
-      this.#natives.eventfds.add(fd);
-      fd.start(Irq.#listener(self, vector));
-      if (!this.#ref) fd.unref();
-    });
+    fds.forEach((fd, vector) => this.#watch(fd, vector));
+  }
+
+  #watch(fd: NativeEventFd, vector: number): void {
+    this.#natives.eventfds.add(fd);
+    fd.start(Irq.#listener(new WeakRef(this), vector));
+    if (!this.#ref) fd.unref();
+  }
+
+  /** Whether `vector` signals an eventfd now (enabled, and not unwired by disableVector). */
+  vectorEnabled(vector: number): boolean {
+    argInt(vector, 'vector', 0, 0xffffffff);
+    return (this.#eventfds[vector] ?? null) !== null;
+  }
+
+  /**
+   * Unwire one vector of a live index (SET_IRQS DATA_EVENTFD with fd -1 on
+   * it): the other vectors keep firing; its eventfd closes and its waiters
+   * are rejected. enableVector() wires it again. Refused with nothing
+   * changed if the kernel refuses.
+   */
+  disableVector(vector: number): void {
+    this.#checkLive(vector, 'disableVector');
+    const fd = this.#eventfds[vector];
+    if (fd === null) return;
+    // An irqfd holds this eventfd: KVM would keep a vector nobody can see.
+    const lent = kvmUsesOf(this).find((u) => (u as { vector?: unknown }).vector === vector);
+    if (lent) throw new VfioError(RuleCode.ORDER, `${this.description}: vector ${vector} is wired to a VM (${lent.description}); remove that first`);
+    try {
+      this.#native.setIrqsEventfds(this.index, vector, [null]);
+    } catch (e) {
+      rethrow(e, `${this.description}: disabling vector ${vector}`);
+    }
+    this.#eventfds[vector] = null;
+    fd.close();
+    this.#natives.eventfds.delete(fd);
+    this.#rejectWaiters((w) => w.vector === vector, () => new VfioError(RuleCode.ORDER, `${this.description}: vector ${vector} was disabled while waiting for it`));
+  }
+
+  /** Wire one vector of a live index to a fresh eventfd (after disableVector), the others untouched. */
+  enableVector(vector: number): void {
+    this.#checkLive(vector, 'enableVector');
+    if (this.#eventfds[vector] !== null) return;
+    const fd = native().createEventFd();
+    try {
+      this.#native.setIrqsEventfds(this.index, vector, [fd]);
+    } catch (e) {
+      fd.close();
+      rethrow(e, `${this.description}: enabling vector ${vector}`);
+    }
+    this.#eventfds[vector] = fd;
+    this.#watch(fd, vector);
+  }
+
+  #checkLive(vector: number, what: string): void {
+    argInt(vector, 'vector', 0, 0xffffffff);
+    this.device.assertUsable();
+    if (this.#eventfds.length === 0) {
+      throw new VfioError(RuleCode.ORDER, `${this.description} is not enabled: enable(n) it first, then ${what}() one of its n vectors`);
+    }
+    if (vector >= this.#eventfds.length) {
+      throw new VfioError(
+        RuleCode.IRQ_RANGE,
+        `${this.description}: vector ${vector} is outside the ${this.#eventfds.length} it was enabled with (the kernel cannot grow a live index: disable() and enable() with more)`,
+      );
+    }
   }
 
   // A watched eventfd is a GC root, and a dropped device must stay
@@ -119,8 +181,8 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
       if (this.#eventfds.length === 0) {
         throw new VfioError(RuleCode.ORDER, `${this.description} is not enabled: nothing can arrive; enable() it first`);
       }
-      if (vector >= this.#eventfds.length) {
-        throw new VfioError(RuleCode.IRQ_RANGE, `${this.description}: vector ${vector} is not enabled (vectors 0..${this.#eventfds.length - 1} are)`);
+      if ((this.#eventfds[vector] ?? null) === null) {
+        throw new VfioError(RuleCode.IRQ_RANGE, `${this.description}: vector ${vector} is not enabled (of vectors 0..${this.#eventfds.length - 1}); enableVector(${vector}) first`);
       }
     } catch (e) {
       return Promise.reject(e);
@@ -171,13 +233,13 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
   /** Let the process exit even while this interrupt is enabled. */
   unref(): this {
     this.#ref = false;
-    this.#eventfds.forEach((fd) => fd.unref());
+    this.#eventfds.forEach((fd) => fd?.unref());
     return this;
   }
 
   ref(): this {
     this.#ref = true;
-    this.#eventfds.forEach((fd) => fd.ref());
+    this.#eventfds.forEach((fd) => fd?.ref());
     return this;
   }
 
@@ -256,12 +318,18 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     const fds = this.#eventfds;
     this.#eventfds = [];
     for (const fd of fds) {
+      if (!fd) continue;
       fd.close();
       this.#natives.eventfds.delete(fd);
     }
+    this.#rejectWaiters(() => true, why);
+  }
+
+  #rejectWaiters(which: (w: Waiter) => boolean, why: () => Error): void {
     const waiting = this.#waiters;
-    this.#waiters = [];
+    this.#waiters = waiting.filter((w) => !which(w));
     for (const w of waiting) {
+      if (!which(w)) continue;
       if (w.timer) clearTimeout(w.timer);
       w.reject(why());
     }

@@ -134,6 +134,8 @@ export interface RegionInfoRaw {
   offset: bigint;
   /** VFIO_REGION_INFO_CAP_SPARSE_MMAP, or null. */
   sparseMmap: SparseMmapArea[] | null;
+  /** VFIO_REGION_INFO_CAP_MSIX_MAPPABLE was in the chain: the MSI-X table's pages may be mmapped. */
+  msixMappable: boolean;
   /** VFIO_REGION_INFO_CAP_TYPE, or null. */
   type: { type: number; subtype: number } | null;
 }

@@ -19,6 +19,7 @@ import type { DmaMapping } from './dma-mapping';
 import type { Iommu } from './iommu';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { hex } from './iova';
+import { msixTablePages, withoutRange } from './msix';
 import { native, type AccessWidth, type NativeDevice, type NativeRegionMapping, type RegionInfoRaw } from './native';
 import { Resource } from './resource';
 
@@ -39,12 +40,15 @@ export class Region {
   readonly mappable: boolean;
   /** Mappable parts when the region is only partly mappable (sparse mmap capability), else null. */
   readonly sparseAreas: readonly SparseArea[] | null;
+  /** The kernel says the MSI-X table's pages in this BAR may be mmapped (VFIO_REGION_INFO_CAP_MSIX_MAPPABLE). */
+  readonly msixMappable: boolean;
   /** VFIO_REGION_INFO_CAP_TYPE, or null. */
   readonly type: { type: number; subtype: number } | null;
   readonly description: string;
   readonly #native: NativeDevice;
   readonly #natives: DeviceNatives;
   readonly #mappings = new Set<RegionMapping>();
+  #areas: readonly SparseArea[] | undefined;
 
   /** @internal Created by Device.region(). */
   constructor(device: Device, handle: NativeDevice, raw: RegionInfoRaw, natives: DeviceNatives) {
@@ -60,6 +64,7 @@ export class Region {
     this.writable = (raw.flags & c.VFIO_REGION_INFO_FLAG_WRITE) !== 0;
     this.mappable = (raw.flags & c.VFIO_REGION_INFO_FLAG_MMAP) !== 0;
     this.sparseAreas = raw.sparseMmap;
+    this.msixMappable = raw.msixMappable;
     this.type = raw.type;
     this.description = `region ${raw.index} of ${device.description}`;
   }
@@ -126,12 +131,11 @@ export class Region {
     if (!this.mappable) {
       throw new VfioError(RuleCode.REGION_ACCESS, `${this.description} cannot be mmapped (no VFIO_REGION_INFO_FLAG_MMAP); use read32()/write32()`);
     }
-    const first = this.sparseAreas?.[0];
-    const offset = givenOffset !== undefined ? argSize(givenOffset, 'options.offset') : Number(first?.offset ?? 0n);
-    const size =
-      givenSize !== undefined
-        ? argSize(givenSize, 'options.size')
-        : Number(first ? first.size : this.size) - (givenOffset !== undefined && first ? offset - Number(first.offset) : 0);
+    const areas = this.mmapAreas;
+    const offset = givenOffset !== undefined ? argSize(givenOffset, 'options.offset') : Number(areas[0]?.offset ?? 0n);
+    // No size: to the end of the area the offset is in (the first area by default).
+    const around = areas.find((a) => BigInt(offset) >= a.offset && BigInt(offset) < a.offset + a.size);
+    const size = givenSize !== undefined ? argSize(givenSize, 'options.size') : around ? Number(around.offset + around.size) - offset : 0;
     const page = native().pageSize;
     if (size <= 0) {
       throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: mmap needs a size > 0 inside the region`);
@@ -139,9 +143,15 @@ export class Region {
     if (offset % page !== 0 || size % page !== 0) {
       throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: mmap offset ${hex(offset)} and size ${hex(size)} must be multiples of the page size ${hex(page)}`);
     }
-    const areas = this.sparseAreas ?? [{ offset: 0n, size: this.size }];
     const start = BigInt(offset);
     const end = start + BigInt(size);
+    const table = this.#msixTablePages();
+    if (table && !this.msixMappable && start < table.offset + table.size && end > table.offset) {
+      throw new VfioError(
+        RuleCode.MSIX_TABLE,
+        `${this.description}: ${hex(offset)}+${hex(size)} covers the MSI-X table's pages ${hex(table.offset)}+${hex(table.size)}, and the kernel does not say they are mappable (no VFIO_REGION_INFO_CAP_MSIX_MAPPABLE); map around them (region.mmapAreas)`,
+      );
+    }
     if (!areas.some((a) => start >= a.offset && end <= a.offset + a.size)) {
       const list = areas.map((a) => `${hex(a.offset)}+${hex(a.size)}`).join(', ');
       throw new VfioError(RuleCode.REGION_RANGE, `${this.description}: ${hex(offset)}+${hex(size)} is not inside a mappable area (${list})`);
@@ -160,6 +170,26 @@ export class Region {
     const mapping = new RegionMapping(this, offset, handle, writable, natives, () => this.#mappings.delete(mapping));
     this.#mappings.add(mapping);
     return mapping;
+  }
+
+  /**
+   * What mmap() accepts: the sparse areas (or the whole region), less the
+   * MSI-X table's pages unless the kernel says they are mappable. Empty when
+   * the region cannot be mmapped at all.
+   */
+  get mmapAreas(): readonly SparseArea[] {
+    if (this.#areas === undefined) {
+      const all = this.mappable ? (this.sparseAreas ?? [{ offset: 0n, size: this.size }]) : [];
+      this.#areas = Object.freeze(withoutRange(all, this.msixMappable ? null : this.#msixTablePages()).map((a) => Object.freeze(a)));
+    }
+    return this.#areas;
+  }
+
+  #msixTablePages(): SparseArea | null {
+    const c = native().constants;
+    const bar = this.index - c.VFIO_PCI_BAR0_REGION_INDEX;
+    if (!this.device.info.pci || bar < 0 || bar > 5) return null;
+    return msixTablePages(this.device.msixCapability, bar, native().pageSize);
   }
 
   /** @internal Device teardown: munmap everything (a BAR mmap keeps the device open). */

@@ -93,6 +93,7 @@ Napi::Value Device::GetRegionInfo(const Napi::CallbackInfo& info) {
                                      {"size", U64(env, region.size)},
                                      {"offset", U64(env, region.offset)},
                                      {"sparseMmap", env.Null()},
+                                     {"msixMappable", Napi::Boolean::New(env, false)},
                                      {"type", env.Null()}});
   if (region.flags & VFIO_REGION_INFO_FLAG_CAPS) {
     WalkInfoCaps(buffer, region.cap_offset, sizeof region, [&](const InfoCap& cap) {
@@ -102,6 +103,8 @@ Napi::Value Device::GetRegionInfo(const Napi::CallbackInfo& info) {
                                               &vfio_region_sparse_mmap_area::size));
       }
       if (cap.header.id == VFIO_REGION_INFO_CAP_TYPE) result.Set("type", RegionType(env, cap));
+      // No payload: its presence says the MSI-X table's pages may be mmapped.
+      if (cap.header.id == VFIO_REGION_INFO_CAP_MSIX_MAPPABLE) result.Set("msixMappable", Napi::Boolean::New(env, true));
     });
   }
   return result;

@@ -4,6 +4,7 @@
 //   npm run demo               in the x86_64 guest (type1 IOMMU)
 //   npm run demo -- --ppc64    in the ppc64 guest (sPAPR TCE IOMMU), same driver
 //   npm run demo -- --arm64    in the arm64 guest (SMMUv3), same driver
+//   npm run demo -- nvme       the NVMe driver (examples/nvme) against QEMU's nvme in the x86_64 guest
 //   npm run demo -- <bdf>      on this host, against your edu bound to vfio-pci
 //   npm run demo -- vmm        edu passed through to a tiny KVM guest (examples/vmm/demo.ts),
 //                              in the x86_64 guest with nested KVM
@@ -21,7 +22,11 @@ if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node')) && sh('npm'
 if (sh(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', '.']) !== 0) process.exit(1);
 
 const arg = process.argv[2];
-if (arg === 'vmm') {
+if (arg === 'nvme') {
+  // A 16 MiB namespace on a fresh sparse file, the controller alone below a root port.
+  const nvme = path.join('dist', 'examples', 'nvme', 'demo.js');
+  process.exitCode = sh(path.join(root, 'scripts', 'guest', 'run'), ['--topology', 'single', '--device', 'nvme,name=nvme,size=16M,serial=vfio-demo-0001', '--', process.execPath, nvme]);
+} else if (arg === 'vmm') {
   const vmm = path.join('dist', 'examples', 'vmm', 'demo.js');
   process.exitCode = sh(path.join(root, 'scripts', 'guest', 'run'), ['--topology', 'single', '--kvm', '--', process.execPath, vmm]);
 } else if (arg === '--ppc64' || arg === '--arm64') {

@@ -84,6 +84,8 @@ function guestMocha(node, suite, files) {
   return `${env} exec ${shq(node)} ${shq(path.join(at, path.relative(root, mocha)))} --config ${config} ${globs}`;
 }
 
+const NVME_SERIAL = 'vfio-nvme-0042';
+
 function guestSuite(extra) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-guest-out-'));
   fs.chmodSync(out, 0o777);
@@ -96,7 +98,9 @@ function guestSuite(extra) {
   const record = process.env.VFIO_RECORD_KERNEL_ANSWERS === '1' ? ['--env', 'VFIO_RECORD_KERNEL_ANSWERS=1'] : [];
   // Through `vfio guest`, the entry point users have; the project is its working directory.
   const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
-  const status = sh(process.execPath, [cli, 'guest', '--topology', 'standard', '--kvm', ...record, '--out', out, '--cwd', guestRoot(), '--', 'sh', '-c', inner]);
+  // An NVMe controller alone below a root port of its own, with a serial the tests check Identify against.
+  const nvme = ['--device', `nvme,name=nvme,size=16M,serial=${NVME_SERIAL}`, '--env', `VFIO_TEST_NVME_SERIAL=${NVME_SERIAL}`];
+  const status = sh(process.execPath, [cli, 'guest', '--topology', 'standard', '--kvm', ...nvme, ...record, '--out', out, '--cwd', guestRoot(), '--', 'sh', '-c', inner]);
   if (status === 125) console.error('\nthe test guest could not run: see the messages above (scripts/guest/setup says what to install)');
   if (status === 124) console.error('\nthe test guest timed out: its console is printed above');
   results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-x86_64', status));

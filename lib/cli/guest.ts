@@ -17,7 +17,7 @@ Run <command> in the test guest (QEMU, emulated IOMMU, Debian kernel, real
 exit status are the command's; 124 the guest timed out, 125 it could not run.
 
 Options:
-  --device SPEC     add a device (repeatable): KIND[,name=N][,file=IMG][,size=64M]
+  --device SPEC     add a device (repeatable): KIND[,name=N][,file=IMG][,size=64M][,serial=S]
                     [,bridge=B][,root][,host]; KIND edu | nvme | e1000e. Each sits
                     behind a PCIe root port of its own (its own IOMMU group);
                     bridge=B puts it behind PCIe-to-PCI bridge B with the others

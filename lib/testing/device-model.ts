@@ -33,6 +33,8 @@ export interface DeviceModel {
   readonly deviceId: number;
   /** BAR0's size in bytes (a power of two, at least a page). */
   readonly bar0Size: number;
+  /** An MSI-X capability (table and PBA in BAR0), or none: the device then has no MSI-X vectors. */
+  readonly msix?: { vectors: number; tableOffset: number; pbaOffset: number };
   /** Called once when plugged into a kernel. */
   attach(bus: DeviceBus): void;
   /** A `width`-byte load at `offset` in BAR0 (pread or an mmap); 8-byte loads return a bigint. */

@@ -25,5 +25,6 @@ export {
 } from './kernel';
 export type { DeviceBus, DeviceModel } from './device-model';
 export { EduModel } from './edu';
+export { NvmeModel, type NvmeModelOptions } from './nvme';
 export type { ErrnoCode, Fault, FaultSpec, Faults } from './faults';
 export { addonFaults } from './addon-faults';

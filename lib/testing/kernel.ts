@@ -186,6 +186,13 @@ export class MockKernel implements N.NativeBinding {
   /** The device is edu, which has no reset method; true models one with FLR. */
   resettable = false;
   /**
+   * A plugged model's BAR holding its MSI-X table: true answers as Linux
+   * 4.16+ does (VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, no sparse areas: the 6.1
+   * guest kernel did so for QEMU's nvme); false as older kernels did (sparse
+   * areas around the table's pages, no capability).
+   */
+  msixMappable = true;
+  /**
    * What a PCI hot reset of a device hits: device name → the names below the
    * same bridge (itself included). A device not listed sits on the root bus:
    * GET_PCI_HOT_RESET_INFO answers ENODEV, as it did for edu at 00:03.0.
@@ -674,6 +681,16 @@ export class MockDevice extends MockFd implements N.NativeDevice {
     this.bar0.writeUInt32LE(0x010000ed, 0);
     this.config.writeUInt16LE(this.model?.vendorId ?? 0x1234, 0);
     this.config.writeUInt16LE(this.model?.deviceId ?? 0x11e8, 2);
+    const msix = this.model?.msix;
+    if (msix) {
+      // One capability, MSI-X, at 0x40: its table and PBA in BAR0.
+      this.config.writeUInt16LE(0x10, 0x06);
+      this.config.writeUInt8(0x40, 0x34);
+      this.config.writeUInt8(0x11, 0x40);
+      this.config.writeUInt16LE(msix.vectors - 1, 0x42);
+      this.config.writeUInt32LE(msix.tableOffset, 0x44);
+      this.config.writeUInt32LE(msix.pbaOffset, 0x48);
+    }
   }
   get #bar0Size(): number {
     return this.model?.bar0Size ?? this.bar0.length;
@@ -688,12 +705,27 @@ export class MockDevice extends MockFd implements N.NativeDevice {
     this.k.syscall('ioctl(VFIO_DEVICE_GET_REGION_INFO)');
     const rw = C.VFIO_REGION_INFO_FLAG_READ | C.VFIO_REGION_INFO_FLAG_WRITE;
     const offset = BigInt(index) << REGION_SHIFT;
-    const region = (flags: number, size: bigint) => ({ index, flags, size, offset, sparseMmap: null, type: null });
-    if (index === C.VFIO_PCI_BAR0_REGION_INDEX) return region(rw | C.VFIO_REGION_INFO_FLAG_MMAP, BigInt(this.#bar0Size));
+    const region = (flags: number, size: bigint) => ({ index, flags, size, offset, sparseMmap: null, msixMappable: false, type: null });
+    if (index === C.VFIO_PCI_BAR0_REGION_INDEX) return { ...region(rw | C.VFIO_REGION_INFO_FLAG_MMAP, BigInt(this.#bar0Size)), ...this.#msixAreas() };
     if (index === C.VFIO_PCI_CONFIG_REGION_INDEX) return region(rw, BigInt(this.config.length));
     // The VGA region exists only for VGA devices.
     if (index < C.VFIO_PCI_CONFIG_REGION_INDEX) return region(0, 0n);
     throw sysError('EINVAL', 'ioctl(VFIO_DEVICE_GET_REGION_INFO)');
+  }
+  /** What vfio-pci says of the BAR holding the MSI-X table (see MockKernel.msixMappable). */
+  #msixAreas(): Pick<N.RegionInfoRaw, 'sparseMmap' | 'msixMappable'> {
+    const msix = this.model?.msix;
+    if (!msix) return { sparseMmap: null, msixMappable: false };
+    if (this.k.msixMappable) return { sparseMmap: null, msixMappable: true };
+    const page = 4096;
+    const start = Math.floor(msix.tableOffset / page) * page;
+    const end = Math.ceil((msix.tableOffset + msix.vectors * 16) / page) * page;
+    const size = this.#bar0Size;
+    const areas = [
+      { offset: 0n, size: BigInt(start) },
+      { offset: BigInt(end), size: BigInt(size - end) },
+    ].filter((a) => a.size > 0n);
+    return { sparseMmap: areas, msixMappable: false };
   }
   getIrqInfo(index: number): N.IrqInfoRaw {
     this.live();
@@ -704,7 +736,8 @@ export class MockDevice extends MockFd implements N.NativeDevice {
     return { index, flags: C.VFIO_IRQ_INFO_EVENTFD | C.VFIO_IRQ_INFO_NORESIZE, count: this.#irqCount(index) };
   }
   #irqCount(index: number): number {
-    return index === C.VFIO_PCI_MSIX_IRQ_INDEX || index === C.VFIO_PCI_ERR_IRQ_INDEX ? 0 : 1;
+    if (index === C.VFIO_PCI_MSIX_IRQ_INDEX) return this.model?.msix?.vectors ?? 0;
+    return index === C.VFIO_PCI_ERR_IRQ_INDEX ? 0 : 1;
   }
   /** vfio_set_irqs_validate_and_prepare: the index exists and [start, start+count) lies in it. */
   #validate(index: number, start: number, count: number): void {
@@ -728,11 +761,15 @@ export class MockDevice extends MockFd implements N.NativeDevice {
       this.unmaskFd = eventfds[0];
       return;
     }
+    const live = this.irqs.get(index);
+    // vfio_msi_set_block: a live index takes eventfds (or -1) only for the
+    // vectors it was enabled with; it cannot grow.
+    if (live && index !== C.VFIO_PCI_INTX_IRQ_INDEX && start + eventfds.length > live.length) throw sysError('EINVAL', IRQ_SET);
     if (this.#exclusive(index)) {
       if (this.#irqType !== -1 && this.#irqType !== index) throw sysError('EINVAL', IRQ_SET);
       this.#irqType = index;
     }
-    const fds = this.irqs.get(index) ?? [];
+    const fds = live ?? new Array<N.NativeEventFd | null>(start + eventfds.length).fill(null);
     eventfds.forEach((fd, i) => (fds[start + i] = fd));
     this.irqs.set(index, fds);
   }

@@ -195,8 +195,80 @@ function setHugePages(n) {
   }
 }
 
+// --- NVMe: the TypeScript driver (examples/nvme) against ref.c's C loop -------
+
+const nvmeBdf = process.env.VFIO_GUEST_DEVICE_NVME;
+
+/**
+ * ns per 4 KiB read at `qd` in flight, polled (no interrupts): the driver's
+ * read() promises, its queue drained in a loop that yields to their
+ * callbacks (which submit the next read) whenever it took completions, as
+ * ref.c's case_nvme reaps and resubmits. Starts and stops the controller
+ * around it.
+ */
+async function nvmeReads(qd, total) {
+  const { NvmeController } = require(path.join(root, 'dist', 'examples', 'nvme', 'controller'));
+  const nvmeGroup = vfio.sysfs.iommuGroupOf(nvmeBdf);
+  const container = vfio.Container.open();
+  const buffer = vfio.DmaBuffer.allocate(32 * 4096);
+  try {
+    const g = container.openGroup(nvmeGroup);
+    const iommu = container.setIommu();
+    const device = g.openDevice(nvmeBdf);
+    const nvme = await NvmeController.start(device, iommu, { ioQueues: 1, queueDepth: 64, interrupts: false });
+    const data = iommu.map(buffer, { iova: 0x100000n });
+    const q = nvme.io[0];
+    const run = async (n) => {
+      let submitted = 0;
+      let done = 0;
+      const next = () => {
+        const i = submitted++;
+        nvme.read((i % 2048) * 8, 8, data, (i % 32) * 4096).then(() => {
+          done++;
+          if (submitted < n) next();
+        });
+      };
+      const t0 = now();
+      while (submitted < qd && submitted < n) next();
+      // Spin on the completion queue as ref.c does; yield only when a
+      // completion came (or none is left), so its callback can submit the next.
+      while (done < n) if (q.drain() > 0 || q.outstanding === 0) await null;
+      return Number(now() - t0) / n;
+    };
+    await run((total >> 2) + 1);
+    const ns = await run(total);
+    await nvme.close();
+    return ns;
+  } finally {
+    container.close();
+    buffer.close();
+  }
+}
+
+async function nvmeCases() {
+  if (!nvmeBdf) throw new Error('guest.js needs VFIO_GUEST_DEVICE_NVME: run.js boots the guest with --device nvme,name=nvme');
+  const nvmeGroup = vfio.sysfs.iommuGroupOf(nvmeBdf);
+  for (const [qd, count, what] of [
+    [1, s.quick ? 300 : 1000, 'QD1: ns per read, i.e. latency'],
+    [32, s.quick ? 1000 : 4000, 'QD32: ns per read, i.e. 1 / IOPS'],
+  ]) {
+    await s.run({
+      id: `guest.nvme.qd${qd}`,
+      title: `NVMe 4 KiB reads, polled, ${what} (TS driver examples/nvme vs C)`,
+      c: (n) => ref('nvme', n, { group: nvmeGroup, bdf: nvmeBdf, qd, count }),
+      lib: () => nvmeReads(qd, count),
+      target: { ratio: 1.2 },
+    });
+  }
+}
+
 async function main() {
   await startThreadPool();
+  if (process.argv.includes('--only-nvme')) {
+    await nvmeCases();
+    s.finish({});
+    return;
+  }
   const iters = 1000;
   await s.run({
     id: 'guest.ioctl',
@@ -307,6 +379,7 @@ async function main() {
       }),
     target: { ratio: 1.2 },
   });
+  await nvmeCases();
   s.finish({ hugePages });
 }
 

@@ -49,7 +49,7 @@ function noopKernel() {
     getDeviceFd: () => ({
       ...fd(),
       getInfo: () => ({ flags: c.VFIO_DEVICE_FLAGS_PCI, numRegions: c.VFIO_PCI_NUM_REGIONS, numIrqs: c.VFIO_PCI_NUM_IRQS }),
-      getRegionInfo: (index) => ({ index, flags: c.VFIO_REGION_INFO_FLAG_READ | c.VFIO_REGION_INFO_FLAG_WRITE | c.VFIO_REGION_INFO_FLAG_MMAP, size: BigInt(PAGE), offset: BigInt(index) << 40n, sparseMmap: null, type: null }),
+      getRegionInfo: (index) => ({ index, flags: c.VFIO_REGION_INFO_FLAG_READ | c.VFIO_REGION_INFO_FLAG_WRITE | c.VFIO_REGION_INFO_FLAG_MMAP, size: BigInt(PAGE), offset: BigInt(index) << 40n, sparseMmap: null, msixMappable: false, type: null }),
       getIrqInfo: (index) => ({ index, flags: c.VFIO_IRQ_INFO_EVENTFD | c.VFIO_IRQ_INFO_NORESIZE, count: 1 }),
       setIrqsEventfds: (_index, _start, eventfds) => void (twin.eventfds = eventfds),
       setIrqsNone: (_index, start, count, action) => {

@@ -58,7 +58,8 @@ function guest() {
   const maxLoad = Number(flag('--max-load', 1));
   const deadline = Date.now() + Number(flag('--wait-min', 60)) * 60e3;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-bench-'));
-  const run = [path.join(root, 'scripts', 'guest', 'run'), '--topology', 'single', '--timeout', '1500', '--out', dir, '--'];
+  // The nvme case drives QEMU's nvme (a fresh 16 MiB namespace) below a root port of its own.
+  const run = [path.join(root, 'scripts', 'guest', 'run'), '--topology', 'single', '--device', 'nvme,name=nvme,size=16M', '--timeout', '1500', '--out', dir, '--'];
   const cmd = [process.execPath, path.join(__dirname, 'guest.js'), ...passOn];
   for (;;) {
     const before = load();

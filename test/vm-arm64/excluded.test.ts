@@ -26,6 +26,7 @@ const holds: Record<Missing, () => void> = {
     assert.equal(JSON.parse(readFileSync(fixture, 'utf8')).kernel.machine, 'x86_64', 'the recorded answers are no longer x86_64 ones: run the file');
   },
   'x86-project': () => assert.match(readFileSync(path.join(VM_DIR, 'project.test.js'), 'utf8'), /x86_64 test guest/),
+  nvme: () => assert.equal(process.env.VFIO_GUEST_DEVICE_NVME, undefined, 'this guest has an nvme now: run the file'),
 };
 
 describe('test/vm files the arm64 guest does not run', () => {

@@ -13,6 +13,8 @@ export interface TestEnv {
   shared?: { bdf: string; hostBdf: string; group: number };
   /** An edu alone below a PCIe root port (the guest's edu C): a bus reset hits only it. */
   rootPort?: { bdf: string; group: number; port: string };
+  /** QEMU's nvme alone below a PCIe root port (npm test's --device nvme,name=nvme), with the serial it was given. */
+  nvme?: { bdf: string; group: number; serial: string };
   /** Running inside the project's test guest (root, edu devices, kvm loaded). */
   guest: boolean;
 }
@@ -35,7 +37,11 @@ export function testEnv(): TestEnv {
     e.VFIO_TEST_ROOTPORT_BDF && e.VFIO_TEST_ROOTPORT_GROUP && e.VFIO_TEST_ROOTPORT_PORT
       ? { bdf: e.VFIO_TEST_ROOTPORT_BDF, group: Number(e.VFIO_TEST_ROOTPORT_GROUP), port: e.VFIO_TEST_ROOTPORT_PORT }
       : undefined;
-  return { bdf, group, shared, rootPort, guest: e.VFIO_GUEST === '1' };
+  const nvme =
+    e.VFIO_GUEST_DEVICE_NVME && e.VFIO_TEST_NVME_SERIAL
+      ? { bdf: e.VFIO_GUEST_DEVICE_NVME, group: groupOf(e.VFIO_GUEST_DEVICE_NVME), serial: e.VFIO_TEST_NVME_SERIAL }
+      : undefined;
+  return { bdf, group, shared, rootPort, nvme, guest: e.VFIO_GUEST === '1' };
 }
 
 /**
@@ -62,6 +68,17 @@ export function requireRootPort(env: TestEnv): NonNullable<TestEnv['rootPort']> 
     throw new Error('this test needs the guest\'s edu below a PCIe root port (VFIO_TEST_ROOTPORT_BDF, _GROUP, _PORT): run it through scripts/guest/run');
   }
   return env.rootPort;
+}
+
+/** The guest's nvme: fail loudly when it is missing. */
+export function requireNvme(env: TestEnv): NonNullable<TestEnv['nvme']> {
+  if (!env.nvme) {
+    throw new Error(
+      'this test needs an NVMe controller bound to vfio-pci (VFIO_GUEST_DEVICE_NVME, VFIO_TEST_NVME_SERIAL): run it through `node scripts/test.js vm`, ' +
+        'which boots the guest with --device nvme,name=nvme',
+    );
+  }
+  return env.nvme;
 }
 
 function groupOf(bdf: string): number {

@@ -1,10 +1,11 @@
 # Devices a caller asks for (run --device SPEC), on top of the topology:
 # QEMU's arguments, and the list the guest's init binds from. Sourced by run.
 #
-#   SPEC = KIND[,name=NAME][,file=PATH][,size=SIZE][,bridge=BR][,root][,host]
+#   SPEC = KIND[,name=NAME][,file=PATH][,size=SIZE][,serial=S][,bridge=BR][,root][,host]
 #   KIND     edu | nvme | e1000e
 #   name=    what the command finds it by: VFIO_GUEST_DEVICE_<NAME>=<bdf> (default KIND0, KIND1, ...)
 #   file=    nvme: the raw disk image (default: a fresh sparse one of size=, 64M)
+#   serial=  nvme: the serial number Identify Controller reports (default vfioN)
 #   bridge=  behind the PCIe-to-PCI bridge BR (made once per name): its devices share one IOMMU group
 #   root     on the root complex itself (an integrated endpoint, its own group), not behind a root port
 #   host     left on its host driver (e1000e's is loaded; other kinds stay without one), not vfio-pci
@@ -14,23 +15,24 @@
 
 # compose_devices RUNDIR CTLDIR SPEC... — QEMU args (one per line) on stdout; "$CTLDIR/devices" for init.
 compose_devices() {
-	local run=$1 ctl=$2 spec kind name file size place bind slot=$((0x14)) n=0 i
+	local run=$1 ctl=$2 spec kind name file size serial place bind slot=$((0x14)) n=0 i
 	shift 2
 	local -A bridges=() bridge_next=() names=() counts=()
 	: >"$ctl/devices"
 	for spec in "$@"; do
 		IFS=, read -r -a parts <<<"$spec"
-		kind=${parts[0]} name='' file='' size=64M place=port bind=vfio
+		kind=${parts[0]} name='' file='' size=64M serial='' place=port bind=vfio
 		case $kind in edu | nvme | e1000e) ;; *) die "--device $spec: unknown kind '$kind' (edu, nvme, e1000e)" ;; esac
 		for p in "${parts[@]:1}"; do
 			case $p in
 			name=*) name=${p#name=} ;;
 			file=*) file=${p#file=} ;;
 			size=*) size=${p#size=} ;;
+			serial=*) serial=${p#serial=} ;;
 			bridge=*) place=bridge:${p#bridge=} ;;
 			root) place=root ;;
 			host) bind=host ;;
-			*) die "--device $spec: unknown option '$p' (name=, file=, size=, bridge=, root, host)" ;;
+			*) die "--device $spec: unknown option '$p' (name=, file=, size=, serial=, bridge=, root, host)" ;;
 			esac
 		done
 		if [ -z "$name" ]; then
@@ -42,6 +44,8 @@ compose_devices() {
 		[ -z "${names[$name]:-}" ] || die "--device $spec: two devices named $name"
 		names[$name]=1
 		[ -z "$file" ] || [ "$kind" = nvme ] || die "--device $spec: file= is for nvme"
+		[ -z "$serial" ] || [ "$kind" = nvme ] || die "--device $spec: serial= is for nvme"
+		[[ $serial =~ ^[A-Za-z0-9_-]{0,20}$ ]] || die "--device $spec: serial= wants up to 20 letters, digits, - or _"
 		[[ $size =~ ^[0-9]+[KMG]?$ ]] || die "--device $spec: size= wants a number with K, M or G"
 		[ "$slot" -le $((0x1e)) ] || die "--device: too many devices and bridges (11 slots)"
 		n=$((n + 1))
@@ -83,7 +87,7 @@ compose_devices() {
 			[ -f "$file" ] && [ -r "$file" ] || die "--device $spec: no such readable file: $file"
 			file=$(cd "$(dirname "$file")" && pwd)/$(basename "$file")
 			printf '%s\n' -drive "if=none,id=vdisk$n,format=raw,file=${file//,/,,}" \
-				-device "nvme,bus=$bus,addr=$addr,serial=vfio$n,drive=vdisk$n"
+				-device "nvme,bus=$bus,addr=$addr,serial=${serial:-vfio$n},drive=vdisk$n"
 			;;
 		esac
 		echo "$name $kind $port $dslot $bind" >>"$ctl/devices"
