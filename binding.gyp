@@ -22,7 +22,8 @@
         "native/dma_buffer.cc",
         "native/eventfd.cc",
         "native/kvm.cc",
-        "native/constants.cc"
+        "native/constants.cc",
+        "native/glibc_floor.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -83,6 +83,8 @@ export const RuleCode = {
   BIND_FAILED: 'ERR_VFIO_BIND_FAILED',
   /** The `vfio` command line is malformed: unknown command or option, wrong number of arguments. */
   USAGE: 'ERR_VFIO_USAGE',
+  /** The C++ addon did not load: no prebuild for this platform and no local build (see the message for what to install). */
+  NO_ADDON: 'ERR_VFIO_NO_ADDON',
   /** Something threw that carries no code: a bug in this package (the `vfio` CLI reports it so). */
   INTERNAL: 'ERR_VFIO_INTERNAL',
 } as const;

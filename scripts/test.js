@@ -7,7 +7,7 @@
 // anything failed, was skipped, or nothing ran.
 //
 //   npm test                    all four
-//   npm test -- unit host       only those suites (unit, host, vm, sample, vm-ppc64)
+//   npm test -- unit host       only those suites (unit, host, vm, package, sample, vm-ppc64)
 //   VFIO_VM_FILES='dist/test/vm/dma.test.js' npm test -- vm
 //                               only these guest test files (globs, space-separated)
 //   VFIO_TEST_BDF=0000:01:00.0 npm test -- vm
@@ -144,7 +144,16 @@ if (run('vm')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1') mochaSuite('vm-hardware', 'dist/test/vm/**/*.test.js');
   else guestSuite(hostKvm ? [] : [kvmTests]);
 }
-if (run('sample')) mochaSuite('sample', 'dist/test/sample/**/*.test.js');
+// The packed package (package, sample) carries the prebuilds: built (or
+// found up to date) once, by the one script that builds them.
+let prebuilt;
+function prebuilds(suite) {
+  prebuilt ??= (console.log('\n=== prebuilt addons (scripts/prebuild.js) ==='), sh(process.execPath, [path.join(root, 'scripts', 'prebuild.js')]) === 0);
+  if (!prebuilt) results.push({ suite, passes: 0, failures: 1, pending: 0 });
+  return prebuilt;
+}
+if (run('package') && prebuilds('package')) mochaSuite('package', 'dist/test/package/**/*.test.js');
+if (run('sample') && prebuilds('sample')) mochaSuite('sample', 'dist/test/sample/**/*.test.js');
 if (run('vm-ppc64')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1' && process.arch === 'ppc64') mochaSuite('vm-spapr-hardware', 'dist/test/vm-spapr/**/*.test.js');
   else ppc64Suite();
