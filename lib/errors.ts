@@ -89,6 +89,7 @@ export const RuleCode = {
   INTERNAL: 'ERR_VFIO_INTERNAL',
 } as const;
 
+/** One of the {@link RuleCode} values. */
 export type RuleCodeValue = (typeof RuleCode)[keyof typeof RuleCode];
 
 /** A rule of this library was broken; nothing reached the kernel. */

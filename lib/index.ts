@@ -14,6 +14,7 @@ export { Kvm, Vm, KvmVfioDevice } from './kvm';
 export { VfioError, VfioSystemError, RuleCode, type RuleCodeValue } from './errors';
 export { VfioArgumentError, VfioRangeError, ArgCode, type ArgCodeValue } from './args';
 export { hex, type Iova } from './iova';
+/** Discovery and binding over sysfs: IOMMU groups, PCI devices, binding to vfio-pci and back, host checks. */
 export * as sysfs from './sysfs';
 
 import { native } from './native';

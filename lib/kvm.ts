@@ -10,6 +10,7 @@ import { native, type NativeGroup, type NativeKvm, type NativeKvmDevice, type Na
 import { closerOf, Resource } from './resource';
 import { teardown } from './teardown';
 
+/** The KVM device (`/dev/kvm`): creates VMs. */
 export class Kvm extends Resource {
   readonly path: string;
   readonly description: string;
@@ -73,6 +74,7 @@ export class Kvm extends Resource {
   }
 }
 
+/** A KVM VM: its memory slots and the KVM-VFIO device that tells KVM which groups its guest uses. */
 export class Vm extends Resource {
   readonly description: string;
   readonly #native: NativeVm;
@@ -163,6 +165,7 @@ export class Vm extends Resource {
   }
 }
 
+/** The KVM-VFIO pseudo-device of a VM (KVM_DEV_TYPE_VFIO): groups are added to it before their devices are given to the guest. */
 export class KvmVfioDevice extends Resource {
   readonly vm: Vm;
   readonly description: string;

@@ -46,7 +46,10 @@ int StatxFstat(int fd, Stat* st) {
 }  // namespace
 
 #if __GLIBC_PREREQ(2, 33) && defined(__LP64__)
+// With _FILE_OFFSET_BITS=64 (node-gyp's default) fstat is fstat64 already.
+#if !defined(__USE_FILE_OFFSET64)
 VFIO_HIDDEN int fstat(int fd, struct stat* st) noexcept { return StatxFstat(fd, st); }
+#endif
 VFIO_HIDDEN int fstat64(int fd, struct stat64* st) noexcept { return StatxFstat(fd, st); }
 #endif
 

@@ -110,7 +110,8 @@ async function build(arch, out) {
   const cxx = compilerFor(arch);
   const target = gypTarget();
   const napi = require('node-addon-api').include_dir;
-  const flags = ['-fPIC', '-pthread', '-O2', '-fvisibility=hidden', ...target.defines.map((d) => `-D${d}`), ...target.cflags_cc];
+  // node-gyp's own defaults (common.gypi) first, then binding.gyp's.
+  const flags = ['-fPIC', '-pthread', '-O2', '-fvisibility=hidden', '-D_LARGEFILE_SOURCE', '-D_FILE_OFFSET_BITS=64', ...target.defines.map((d) => `-D${d}`), ...target.cflags_cc];
   const includes = [`-I${nodeInclude()}`, `-I${path.resolve(root, napi)}`];
   const objdir = fs.mkdtempSync(path.join(os.tmpdir(), `vfio-prebuild-${arch}-`));
   try {

@@ -7,7 +7,7 @@
 // anything failed, was skipped, or nothing ran.
 //
 //   npm test                    all four
-//   npm test -- unit host       only those suites (unit, host, vm, package, sample, vm-ppc64)
+//   npm test -- unit host       only those suites (unit, host, vm, docs, package, sample, vm-ppc64)
 //   VFIO_VM_FILES='dist/test/vm/dma.test.js' npm test -- vm
 //                               only these guest test files (globs, space-separated)
 //   VFIO_TEST_BDF=0000:01:00.0 npm test -- vm
@@ -151,6 +151,12 @@ function prebuilds(suite) {
   prebuilt ??= (console.log('\n=== prebuilt addons (scripts/prebuild.js) ==='), sh(process.execPath, [path.join(root, 'scripts', 'prebuild.js')]) === 0);
   if (!prebuilt) results.push({ suite, passes: 0, failures: 1, pending: 0 });
   return prebuilt;
+}
+// The API reference (TypeDoc, typedoc.json): an undocumented export or a broken link is a failure.
+if (run('docs')) {
+  console.log('\n=== API reference (npm run docs: TypeDoc, warnings are errors) ===');
+  const ok = sh(process.execPath, [path.join(root, 'node_modules', 'typedoc', 'bin', 'typedoc')]) === 0;
+  results.push({ suite: 'docs', passes: ok ? 1 : 0, failures: ok ? 0 : 1, pending: 0 });
 }
 if (run('package') && prebuilds('package')) mochaSuite('package', 'dist/test/package/**/*.test.js');
 if (run('sample') && prebuilds('sample')) mochaSuite('sample', 'dist/test/sample/**/*.test.js');

@@ -95,6 +95,7 @@ function closedError(): Error {
   return Object.assign(new Error('closed'), { code: 'ERR_VFIO_CLOSED' });
 }
 
+/** A group of the mock kernel: its number and the devices in it. */
 export interface MockGroupSpec {
   id: number;
   devices: string[];
@@ -150,6 +151,7 @@ abstract class MockFd implements N.NativeFdOwner {
   protected live(): void {
     if (this.#fd < 0) throw closedError();
   }
+  /** Closes the mock fd: idempotent, as the real one. */
   close(): void {
     if (this.#fd >= 0) this.onClose();
     this.#fd = -1;
@@ -157,6 +159,7 @@ abstract class MockFd implements N.NativeFdOwner {
   protected onClose(): void {}
 }
 
+/** A model of the VFIO and KVM kernel interfaces in memory: `install()` it and lib/ runs against it instead of the addon. */
 export class MockKernel implements N.NativeBinding {
   readonly constants = C;
   readonly pageSize = PAGE;
@@ -327,6 +330,7 @@ interface SpaprWindow {
   pageShift: number;
 }
 
+/** The mock kernel's container: its IOMMU model and the mappings the (mock) kernel holds. */
 export class MockContainer extends MockFd implements N.NativeContainer {
   iommu = 0;
   readonly groups = new Set<GroupState>();
@@ -474,6 +478,7 @@ export class MockContainer extends MockFd implements N.NativeContainer {
     }
     return total;
   }
+  /** unmapDma, settled asynchronously as the addon's thread pool does. */
   async unmapDmaAsync(iova: bigint, size: bigint, flags: number): Promise<bigint> {
     await new Promise((r) => setImmediate(r));
     return this.unmapDma(iova, size, flags);
@@ -587,6 +592,7 @@ export class MockContainer extends MockFd implements N.NativeContainer {
   }
 }
 
+/** The mock kernel's group. */
 export class MockGroup extends MockFd implements N.NativeGroup {
   constructor(
     readonly k: MockKernel,
@@ -924,12 +930,14 @@ export class MockDevice extends MockFd implements N.NativeDevice {
 /** The mock's BAR mmap: a NativeRegionMapping that says whether it is still mapped. */
 export type MockRegionMapping = N.NativeRegionMapping & { readonly closed: boolean };
 
+/** A file the mock kernel serves to DmaBuffer.fromFd. */
 export interface MockFile {
   regular: boolean;
   /** F_SEAL_* bits; -1 for a file system without seals. */
   seals: number;
 }
 
+/** The mock kernel's DMA memory: plain JavaScript memory. */
 export class MockDmaBuffer implements N.NativeDmaBuffer {
   #ab: ArrayBuffer | null;
   readonly size: number;
@@ -957,6 +965,7 @@ export class MockDmaBuffer implements N.NativeDmaBuffer {
     if (!this.#ab) throw closedError();
     return this.#ab;
   }
+  /** Closes the mock fd: idempotent, as the real one. */
   close(): void {
     if (this.#ab) structuredClone(this.#ab, { transfer: [this.#ab] }); // detach, as the addon does
     this.#ab = null;
@@ -964,6 +973,7 @@ export class MockDmaBuffer implements N.NativeDmaBuffer {
   }
 }
 
+/** The mock kernel's eventfd: a counter that devices signal. */
 export class MockEventFd extends MockFd implements N.NativeEventFd {
   #count = 0;
   #cb: ((n: number) => void) | null = null;
@@ -974,12 +984,14 @@ export class MockEventFd extends MockFd implements N.NativeEventFd {
     this.#cb = callback;
     this.#deliver();
   }
+  /** Stops watching the eventfd. */
   stop(): void {
     this.#cb = null;
   }
   ref(): void {
     this.referenced = true;
   }
+  /** Lets the process exit while the eventfd is watched. */
   unref(): void {
     this.referenced = false;
   }
@@ -1006,6 +1018,7 @@ export class MockEventFd extends MockFd implements N.NativeEventFd {
   }
 }
 
+/** The mock kernel's /dev/kvm. */
 export class MockKvm extends MockFd implements N.NativeKvm {
   constructor(readonly k: MockKernel) {
     super();
@@ -1029,6 +1042,7 @@ export class MockKvm extends MockFd implements N.NativeKvm {
   }
 }
 
+/** The mock kernel's KVM VM. */
 export class MockVm extends MockFd implements N.NativeVm {
   device: MockKvmDevice | null = null;
   constructor(readonly k: MockKernel) {
