@@ -43,13 +43,15 @@ export function loadAddon(): unknown {
 
 function noAddon(platform: string, cause: unknown): VfioError {
   const message = cause instanceof Error ? cause.message : String(cause);
-  const why = message.startsWith('Could not locate')
-    ? `neither ${path.join(PACKAGE_ROOT, 'build', 'Release', 'vfio.node')} nor ${path.join(PACKAGE_ROOT, 'prebuilds', platform, 'vfio.node')} exists`
-    : message.split('\n')[0];
-  const prebuilt = (PREBUILT_PLATFORMS as readonly string[]).includes(platform);
-  const hint = prebuilt
-    ? `the ${platform} prebuild needs glibc 2.28 or newer; elsewhere (musl, older glibc) reinstall with a compiler present (make, g++, python3) so npm builds the addon from source`
-    : `no prebuild for ${platform}: install make, g++ and python3, then reinstall (npm rebuild vfio) so npm builds the addon from source`;
+  const prebuild = path.join(PACKAGE_ROOT, 'prebuilds', platform, 'vfio.node');
+  const notFound = message.startsWith('Could not locate');
+  const why = notFound ? `neither ${path.join(PACKAGE_ROOT, 'build', 'Release', 'vfio.node')} nor ${prebuild} exists` : message.split('\n')[0];
+  const build = 'install make, g++ and python3, then `npm rebuild vfio` builds it from source';
+  const hint = notFound
+    ? (PREBUILT_PLATFORMS as readonly string[]).includes(platform)
+      ? `this copy of the package lacks its ${platform} prebuild: reinstall it, or ${build}`
+      : `the package has no prebuild for ${platform}: ${build}`
+    : `the prebuilds need glibc 2.28 or newer; on musl or an older glibc, ${build}`;
   const err = new VfioError(RuleCode.NO_ADDON, `the vfio native addon did not load (${why})`, hint);
   Object.defineProperty(err, 'cause', { value: cause, enumerable: false, configurable: true, writable: true });
   return err;

@@ -151,6 +151,18 @@ describe('the package as a user installs it', () => {
     assert.equal(r.stdout.trim(), '4096');
   });
 
+  it('with no addon to load, the first kernel call throws ERR_VFIO_NO_ADDON naming the files tried and what to install', () => {
+    const pkg = path.join(dir, 'no-scripts', 'node_modules', 'vfio');
+    fs.rmSync(path.join(pkg, 'prebuilds'), { recursive: true });
+    const r = spawnSync(process.execPath, ['-e', "try { require('vfio').DmaBuffer.allocate(4096) } catch (e) { console.log(e.code + ': ' + e.message) }"], { cwd: path.join(dir, 'no-scripts'), encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      r.stdout.trim(),
+      `ERR_VFIO_NO_ADDON: the vfio native addon did not load (neither ${path.join(pkg, 'build', 'Release', 'vfio.node')} nor ${path.join(pkg, 'prebuilds', `linux-${process.arch}`, 'vfio.node')} exists); ` +
+        `this copy of the package lacks its linux-${process.arch} prebuild: reinstall it, or install make, g++ and python3, then \`npm rebuild vfio\` builds it from source`,
+    );
+  });
+
   it('internals stay out of the typings: the addon loader and the native surface are not exported', () => {
     const index = fs.readFileSync(path.join(project, 'node_modules', 'vfio', 'dist', 'lib', 'index.d.ts'), 'utf8');
     assert.doesNotMatch(index, /loadAddon|setNativeBackend|NativeBinding/);
