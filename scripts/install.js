@@ -2,8 +2,8 @@
 // npm's install step. A user whose platform has a prebuild (linux-x64,
 // linux-arm64, linux-ppc64le with glibc >= 2.28) gets it loaded here and
 // nothing is compiled; anywhere else the addon is built from source with
-// node-gyp (make, g++ and python3 needed). A checkout (no dist/ yet) always
-// builds: it is where the addon's sources are worked on.
+// node-gyp (make, g++ and python3 needed). A checkout (no dist/ yet) and
+// `npm install --build-from-source` always build.
 'use strict';
 
 const { spawnSync } = require('node:child_process');
@@ -15,6 +15,8 @@ const loader = path.join(root, 'dist', 'lib', 'addon.js');
 
 function loads() {
   if (!fs.existsSync(loader)) return 'a checkout: the addon is built from its sources';
+  // npm install --build-from-source (the convention of prebuild-install, node-pre-gyp).
+  if (process.env.npm_config_build_from_source === 'true') return '--build-from-source';
   try {
     require(loader).loadAddon();
     return null;

@@ -122,7 +122,8 @@ function ppc64Suite() {
 function build() {
   if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node'))) {
     // Through npm, so its nodedir setting (Node's own headers) applies.
-    if (sh('npm', ['run', 'install']) !== 0) process.exit(1);
+    // --build-from-source: this checkout's sources, never a prebuild that loads.
+    if (sh('npm', ['run', 'install'], { env: { ...process.env, npm_config_build_from_source: 'true' } }) !== 0) process.exit(1);
   }
   // A fresh dist/: a test file removed or moved must not run from a stale copy.
   fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true });
