@@ -22,6 +22,8 @@
         "native/dma_buffer.cc",
         "native/eventfd.cc",
         "native/kvm.cc",
+        "native/vm_routes.cc",
+        "native/vcpu.cc",
         "native/constants.cc",
         "native/glibc_floor.cc"
       ],

@@ -6,6 +6,7 @@
 // mapped buffer see whatever the device last wrote; synchronise with the
 // device (an interrupt, a status register) before trusting its contents.
 
+import { releaseKvmUses } from './teardown';
 import { argBool, argFd, argInt, argName, argOptions, argSize, optionField, valueError } from './args';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { hex } from './iova';
@@ -267,6 +268,7 @@ export class DmaBuffer extends Resource {
 
   protected override release(): void {
     this.#users.assertNone(this.description);
+    releaseKvmUses(this, 'close', [this]);
     this.#native.close();
     this.#state.open = false;
   }

@@ -11,6 +11,9 @@ export { Iommu, type IommuKind, type MapOptions, type IovaRangeSpec } from './io
 export { Type1Iommu, type Type1Info } from './type1';
 export { SpaprTceIommu, DmaWindow, MemoryRegistration, type SpaprInfo, type SpaprOptions } from './spapr';
 export { Kvm, Vm, KvmVfioDevice } from './kvm';
+export { Irqfd } from './irqfd';
+export { KvmSlot } from './kvm-slot';
+export { Vcpu, type VcpuExit, type VcpuRegisters, type VcpuSegment } from './vcpu';
 export { VfioError, VfioSystemError, RuleCode, type RuleCodeValue } from './errors';
 export { VfioArgumentError, VfioRangeError, ArgCode, type ArgCodeValue } from './args';
 export { hex, type Iova } from './iova';

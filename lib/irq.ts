@@ -8,6 +8,7 @@ import { argInt } from './args';
 import type { Device, DeviceNatives } from './device';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { native, type IrqInfoRaw, type NativeDevice, type NativeEventFd } from './native';
+import { releaseKvmUses } from './teardown';
 
 export interface IrqEvents {
   interrupt: [vector: number, count: number];
@@ -159,6 +160,7 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
   disable(): void {
     if (this.#eventfds.length === 0) return;
     this.device.assertUsable();
+    releaseKvmUses(this, 'disable', [this]);
     try {
       this.#native.setIrqsNone(this.index, 0, 0, native().constants.VFIO_IRQ_SET_ACTION_TRIGGER);
     } catch (e) {
@@ -199,6 +201,36 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     }
     this.#dropEventfds(() => new VfioError(RuleCode.CLOSED, `${this.device.description} was closed while waiting for an interrupt on ${this.description}`));
     this.removeAllListeners();
+  }
+
+  /**
+   * @internal Vm.irqfd(): the vector's eventfd for KVM to take. JS stops
+   * watching it meanwhile (KVM consumes each signal; no 'interrupt' events).
+   */
+  lendToKvm(vector: number): NativeEventFd {
+    this.device.assertUsable();
+    const fd = this.#eventfds[vector];
+    if (!fd) {
+      throw new VfioError(RuleCode.ORDER, `${this.description}: vector ${vector} is not enabled (${this.#eventfds.length} are); enable() it before handing it to a VM`);
+    }
+    fd.stop();
+    return fd;
+  }
+
+  /** @internal The irqfd is gone: JS watches the vector again. */
+  returnFromKvm(vector: number): void {
+    const fd = this.#eventfds[vector];
+    if (!fd || this.device.closed) return;
+    fd.start(Irq.#listener(new WeakRef(this), vector));
+    if (!this.#ref) fd.unref();
+  }
+
+  /**
+   * @internal INTx with resample: VFIO_IRQ_SET_ACTION_UNMASK bound to
+   * `eventfd` (KVM signals it at the guest's EOI), or unbound with null.
+   */
+  unmaskOn(vector: number, eventfd: NativeEventFd | null): void {
+    this.#native.setIrqsEventfds(this.index, vector, [eventfd], native().constants.VFIO_IRQ_SET_ACTION_UNMASK);
   }
 
   #fired(vector: number, n: number): void {

@@ -8,7 +8,14 @@ import { RuleCode, VfioError, rethrow } from './errors';
 import { Group } from './group';
 import { native, type NativeGroup, type NativeKvm, type NativeKvmDevice, type NativeVm } from './native';
 import { closerOf, Resource } from './resource';
-import { teardown } from './teardown';
+import type { DmaBuffer } from './dma-buffer';
+import type { Irq } from './irq';
+import type { Irqfd } from './irqfd';
+import type { KvmSlot } from './kvm-slot';
+import type { RegionMapping } from './region';
+import { releaseKvmUses, teardown } from './teardown';
+import type { Vcpu } from './vcpu';
+import { VmWiring } from './vm-wiring';
 
 /** The KVM device (`/dev/kvm`): creates VMs. */
 export class Kvm extends Resource {
@@ -79,13 +86,75 @@ export class Vm extends Resource {
   readonly description: string;
   readonly #native: NativeVm;
   #vfio: KvmVfioDevice | null = null;
+  readonly #wiring: VmWiring;
 
   /** @internal Kvm.createVm() or Vm.adopt(). */
   constructor(handle: NativeVm, how: string) {
     super();
     this.#native = handle;
     this.description = `VM (${how}, fd ${handle.fd})`;
+    this.#wiring = new VmWiring(this, handle);
     this.track(closerOf(handle));
+  }
+
+  /** KVM_CREATE_IRQCHIP (x86: PIC, IOAPIC, a local APIC per vCPU): irqfds need it. Before any vCPU. */
+  createIrqchip(): void {
+    this.assertOpen();
+    this.#wiring.createIrqchip();
+  }
+
+  /**
+   * Route an MSI message to `gsi` (KVM_SET_GSI_ROUTING; the library keeps the
+   * whole table, x86's default irqchip routes included). On an adopted VM
+   * whose VMM sets routes of its own, route through the VMM instead.
+   */
+  routeMsi(gsi: number, message: { address: bigint | number; data: number }): void {
+    this.assertOpen();
+    this.#wiring.routeMsi(gsi, message);
+  }
+
+  /** Remove the MSI route of `gsi`. */
+  unrouteMsi(gsi: number): void {
+    this.assertOpen();
+    this.#wiring.unrouteMsi(gsi);
+  }
+
+  /**
+   * KVM_IRQFD: an enabled vector of a device's interrupt index signals guest
+   * interrupt `gsi` inside the kernel (JS stops seeing it meanwhile). With
+   * `resample: true` (INTx) the line is level-triggered: KVM signals a
+   * resample eventfd at the guest's EOI and VFIO unmasks the line on it.
+   * Removed before the vector's eventfd, its device or this VM closes.
+   */
+  irqfd(irq: Irq, options: { gsi: number; vector?: number; resample?: boolean }): Irqfd {
+    this.assertOpen();
+    return this.#wiring.irqfd(this, irq, options);
+  }
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION: [offset, offset+size) of a DmaBuffer (guest
+   * RAM) or a BAR mmap at guest physical `guestPhys`. Deleted before the
+   * memory or this VM closes. `slot` defaults to the lowest one this library
+   * has not used; on an adopted VM pass one the VMM does not use.
+   */
+  mapMemory(options: { guestPhys: bigint | number; memory: DmaBuffer | RegionMapping; offset?: number; size?: number; readonly?: boolean; slot?: number }): KvmSlot {
+    this.assertOpen();
+    return this.#wiring.mapMemory(this, options);
+  }
+
+  /** KVM_CREATE_VCPU: the minimal vCPU (registers, real-mode segments, run). Closed with the VM. */
+  createVcpu(id = 0): Vcpu {
+    this.assertOpen();
+    return this.#wiring.createVcpu(id);
+  }
+
+  /** The memory slots and irqfds this library made in the VM and that are still there. */
+  get slots(): readonly KvmSlot[] {
+    return this.#wiring.slots;
+  }
+
+  get irqfds(): readonly Irqfd[] {
+    return this.#wiring.irqfds;
   }
 
   /**
@@ -152,7 +221,10 @@ export class Vm extends Resource {
   }
 
   protected override release(): void {
+    // An adopted VM lives on in its VMM: what we put in it goes first.
+    releaseKvmUses(this, 'close', [this]);
     const vfio = this.#vfio && !this.#vfio.closed ? this.#vfio : null;
+    const vcpus = this.#wiring.vcpus();
     teardown({
       subject: this,
       verb: 'close',
@@ -160,7 +232,7 @@ export class Vm extends Resource {
       iommu: null,
       kvm: vfio ? vfio.kvmRegistrations() : [],
       unset: [],
-      fds: vfio ? [vfio, this] : [this],
+      fds: vfio ? [...vcpus, vfio, this] : [...vcpus, this],
     });
   }
 }

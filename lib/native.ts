@@ -170,7 +170,7 @@ export interface NativeDevice extends NativeFdOwner {
    * ioctl(VFIO_DEVICE_SET_IRQS) with DATA_EVENTFD | ACTION_TRIGGER: vector
    * start+i signals eventfds[i]; null de-assigns that vector (fd -1).
    */
-  setIrqsEventfds(index: number, start: number, eventfds: (NativeEventFd | null)[]): void;
+  setIrqsEventfds(index: number, start: number, eventfds: (NativeEventFd | null)[], action?: number): void;
   /**
    * ioctl(VFIO_DEVICE_SET_IRQS) with DATA_NONE and the given action flag
    * (VFIO_IRQ_SET_ACTION_MASK / _UNMASK / _TRIGGER). With ACTION_TRIGGER and
@@ -283,6 +283,52 @@ export interface NativeVm extends NativeFdOwner {
    * is created and null is returned when the kernel supports the type.
    */
   createDevice(type: number, test: boolean): NativeKvmDevice | null;
+  /** ioctl(KVM_CREATE_IRQCHIP) */
+  createIrqchip(): void;
+  /**
+   * ioctl(KVM_IRQFD): assign `eventfd` to `gsi` (with KVM_IRQFD_FLAG_RESAMPLE
+   * when `resample` is given), or with deassign=true remove it.
+   */
+  irqfd(eventfd: NativeEventFd, gsi: number, resample: NativeEventFd | null, deassign: boolean): void;
+  /**
+   * ioctl(KVM_SET_GSI_ROUTING) with the whole table: 5 words per route,
+   * [gsi, KVM_IRQ_ROUTING_IRQCHIP, irqchip, pin, 0] or
+   * [gsi, KVM_IRQ_ROUTING_MSI, addressLo, addressHi, data].
+   */
+  setGsiRouting(routes: Uint32Array): void;
+  /**
+   * ioctl(KVM_SET_USER_MEMORY_REGION): [offset, offset+size) of `memory`
+   * (bounds-checked natively) at guest physical `guestPhys`; size 0 deletes
+   * the slot (memory may be null then).
+   */
+  setUserMemoryRegion(slot: number, flags: number, guestPhys: bigint, memory: NativeDmaBuffer | NativeRegionMapping | null, offset: number, size: number): void;
+  /** ioctl(KVM_CREATE_VCPU), and the mmap of its kvm_run area (kept native). */
+  createVcpu(id: number): NativeVcpu;
+}
+
+/** Why KVM_RUN came back to us, and every exit counted so far. */
+export interface VcpuExitRaw {
+  reason: 'io' | 'mmio' | 'hlt' | 'shutdown' | 'fail-entry' | 'internal-error' | 'other' | 'timeout';
+  exitReason?: number;
+  port?: number;
+  size?: number;
+  write?: boolean;
+  value?: number;
+  address?: bigint;
+  hardwareReason?: bigint;
+  suberror?: number;
+  exits: { io: number; mmio: number; hlt: number; intr: number; other: number };
+}
+
+export interface NativeVcpu extends NativeFdOwner {
+  /** ioctl(KVM_GET_REGS): struct kvm_regs as 18 u64 (rax..r15, rip, rflags). */
+  getRegs(): BigUint64Array;
+  /** ioctl(KVM_SET_REGS) */
+  setRegs(regs: BigUint64Array): void;
+  /** KVM_GET_SREGS, then KVM_SET_SREGS with one segment's selector and base (0..5: cs, ds, es, fs, gs, ss). */
+  setSegment(segment: number, selector: number, base: number): void;
+  /** KVM_RUN until an exit for userspace, or `timeoutMs` (0: none) passes. Blocks the calling thread. */
+  run(timeoutMs: number): VcpuExitRaw;
 }
 
 export interface NativeKvmDevice extends NativeFdOwner {

@@ -11,6 +11,7 @@
 // mmap goes through the addon's volatile accessors, because a store through
 // a view of it would fault the process.
 
+import { releaseKvmUses } from './teardown';
 import { argBool, argBytes, argInt, argOptions, argSize, optionField, rangeError, typeError } from './args';
 import type { Device, DeviceNatives } from './device';
 import { BufferUsers } from './dma-buffer';
@@ -388,6 +389,7 @@ export class RegionMapping extends Resource {
 
   protected override release(): void {
     this.#users.assertNone(this.description);
+    releaseKvmUses(this, 'close', [this]);
     this.#unmap();
   }
 

@@ -3,6 +3,7 @@
 // VM) and a group's detach names what goes with it in a Plan and calls
 // teardown(), which runs the steps in the order the kernel needs:
 //
+//   0. KVM's uses of what closes (irqfds, memory slots)  KVM must not signal or map through what goes
 //   1. interrupts and BAR mmaps, then device fds  nothing may DMA or signal while mappings go
 //   2. DMA mappings, when the IOMMU context goes  the last group leaving drops it in the kernel
 //   3. KVM-VFIO registrations                     while the group fd still proves ownership
@@ -23,6 +24,7 @@ import { RuleCode, VfioError, VfioSystemError, isSystemError } from './errors';
 import type { Group } from './group';
 import type { Iommu } from './iommu';
 import type { KvmVfioDevice } from './kvm';
+import { kvmUsesOf } from './kvm-uses';
 
 /** Something whose fd closes in step 5. */
 export interface FdCloser {
@@ -56,6 +58,8 @@ export function teardown(plan: Plan): void {
   // A BAR mmap that another IOMMU maps for peer-to-peer DMA outlives no device close.
   for (const d of plan.devices) d.assertNoPeerUsers(plan.iommu);
   const done: string[] = [];
+  // 0. KVM lets go of the devices' vectors and BAR mmaps.
+  step(plan, done, () => removeKvmUses(plan.devices, done));
   // 1. Interrupts, BAR mmaps, device fds.
   for (const d of plan.devices) {
     d.closeNow();
@@ -82,9 +86,28 @@ export function teardown(plan: Plan): void {
   for (const f of plan.fds) f.closeFd();
 }
 
-function step(plan: Plan, done: readonly string[], run: () => void): void {
+/**
+ * Step 0 on its own, for a close that is not a VFIO teardown (an Irq's
+ * disable, a DmaBuffer, a BAR mmap, a VM): KVM's irqfds and memory slots
+ * over `owners` go first. On a kernel failure the ones removed are recorded
+ * and the rest stay, and the caller's close stops there.
+ */
+export function releaseKvmUses(subject: { readonly description: string }, verb: string, owners: readonly object[]): void {
+  step({ subject, verb }, [], (done) => removeKvmUses(owners, done));
+}
+
+function removeKvmUses(owners: readonly object[], done: string[]): void {
+  for (const o of owners) {
+    for (const use of kvmUsesOf(o)) {
+      use.removeNow();
+      done.push(`removed ${use.description}`);
+    }
+  }
+}
+
+function step(plan: Pick<Plan, 'subject' | 'verb'>, done: string[], run: (done: string[]) => void): void {
   try {
-    run();
+    run(done);
   } catch (e) {
     const so = `${done.length > 0 ? `done before it failed: ${done.join(', ')}; ` : 'nothing was changed; '}${plan.subject.description} is still open: call ${plan.verb}() again to finish`;
     if (isSystemError(e)) {

@@ -9,6 +9,7 @@
 #include "faults.h"
 #include "group.h"
 #include "kvm.h"
+#include "vcpu.h"
 #include "region_mmap.h"
 #include "wrap.h"
 
@@ -26,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kvm::Init(env, exports);
   Vm::Init(env, exports);
   KvmDevice::Init(env, exports);
+  Vcpu::Init(env, exports);
   InitConstants(env, exports);
   InitFaults(env, exports);
   return exports;

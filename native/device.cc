@@ -121,9 +121,16 @@ Napi::Value Device::SetIrqsEventfds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Require(env);
   vfio_irq_set head{};
-  head.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
   head.index = ArgUint32(info, 0, "index");
   head.start = ArgUint32(info, 1, "start");
+  // ACTION_UNMASK binds an eventfd that unmasks when signalled (KVM's
+  // resample fd for INTx); TRIGGER unless told.
+  uint32_t action = info[3].IsUndefined() ? VFIO_IRQ_SET_ACTION_TRIGGER : ArgUint32(info, 3, "action");
+  if (action != VFIO_IRQ_SET_ACTION_TRIGGER && action != VFIO_IRQ_SET_ACTION_UNMASK) {
+    ThrowRangeError(env, "The value of \"action\" is out of range. It must be VFIO_IRQ_SET_ACTION_TRIGGER or _UNMASK. Received " +
+                             std::to_string(action));
+  }
+  head.flags = VFIO_IRQ_SET_DATA_EVENTFD | action;
   if (!info[2].IsArray()) ThrowTypeError(env, "The \"eventfds\" argument must be an array");
   Napi::Array list = info[2].As<Napi::Array>();
   head.count = list.Length();

@@ -56,6 +56,11 @@ void Vm::Init(Napi::Env env, Napi::Object exports) {
   Define(env, {
                   Method<&Vm::CheckExtension>("checkExtension"),
                   Method<&Vm::CreateDevice>("createDevice"),
+                  Method<&Vm::CreateIrqchip>("createIrqchip"),
+                  Method<&Vm::Irqfd>("irqfd"),
+                  Method<&Vm::SetGsiRouting>("setGsiRouting"),
+                  Method<&Vm::SetUserMemoryRegion>("setUserMemoryRegion"),
+                  Method<&Vm::CreateVcpu>("createVcpu"),
               });
   exports.Set("adoptVm", Napi::Function::New(env, AdoptVm, "adoptVm"));
 }

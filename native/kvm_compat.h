@@ -16,4 +16,12 @@ constexpr unsigned kKvmDevVfioFileAdd = KVM_DEV_VFIO_GROUP_ADD;
 constexpr unsigned kKvmDevVfioFileDel = KVM_DEV_VFIO_GROUP_DEL;
 #endif
 
+// <linux/kvm.h> declares struct kvm_irq_routing's entries[] with
+// __DECLARE_FLEX_ARRAY, which in C++ adds an empty struct: sizeof is 16 and
+// entries sit at offset 16 here, while the kernel (C) has 8 and 8. Both the
+// ioctl number (it encodes the size) and the layout follow the kernel's.
+constexpr size_t kKvmIrqRoutingHeader = 2 * sizeof(__u32);  // nr, flags
+constexpr unsigned long kKvmSetGsiRouting = _IOC(_IOC_WRITE, KVMIO, 0x6a, kKvmIrqRoutingHeader);
+static_assert(sizeof(kvm_irq_routing_entry) == 48, "kvm_irq_routing_entry layout");
+
 }  // namespace vfio

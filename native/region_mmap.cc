@@ -117,6 +117,7 @@ Napi::Value RegionMapping::GetArrayBuffer(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value RegionMapping::Close(const Napi::CallbackInfo& info) {
+  if (busy_ > 0 && !memory_.Released()) ThrowSystemError(info.Env(), EBUSY, "munmap");
   memory_.Release();
   return info.Env().Undefined();
 }

@@ -31,6 +31,11 @@ class RegionMapping : public Wrap<RegionMapping> {
   // DMA map; ERR_VFIO_CLOSED after close, RangeError unless the range lies inside.
   uint64_t Vaddr(Napi::Env env, uint64_t offset, uint64_t size) const;
 
+  // A KVM memory slot over the mapping holds it busy: close() is EBUSY
+  // meanwhile, so the guest can never reach memory mapped there later.
+  void BeginUse() { ++busy_; }
+  void EndUse() { --busy_; }
+
  private:
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
@@ -44,6 +49,7 @@ class RegionMapping : public Wrap<RegionMapping> {
   ExposedMemory memory_;  // unmapped when the last holder lets go
   size_t size_ = 0;
   int prot_ = 0;
+  int busy_ = 0;
 };
 
 }  // namespace vfio

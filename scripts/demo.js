@@ -3,7 +3,10 @@
 // TypeScript edu driver (examples/edu/demo.ts) against it.
 //   npm run demo               in the x86_64 guest (type1 IOMMU)
 //   npm run demo -- --ppc64    in the ppc64 guest (sPAPR TCE IOMMU), same driver
+//   npm run demo -- --arm64    in the arm64 guest (SMMUv3), same driver
 //   npm run demo -- <bdf>      on this host, against your edu bound to vfio-pci
+//   npm run demo -- vmm        edu passed through to a tiny KVM guest (examples/vmm/demo.ts),
+//                              in the x86_64 guest with nested KVM
 'use strict';
 
 const { spawnSync } = require('node:child_process');
@@ -18,9 +21,12 @@ if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node')) && sh('npm'
 if (sh(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', '.']) !== 0) process.exit(1);
 
 const arg = process.argv[2];
-if (arg === '--ppc64') {
-  // Debian's ppc64el node in the guest, with the cross-compiled addon.
-  process.exitCode = sh(path.join(root, 'scripts', 'guest-ppc64', 'run'), ['--', 'node', demo]);
+if (arg === 'vmm') {
+  const vmm = path.join('dist', 'examples', 'vmm', 'demo.js');
+  process.exitCode = sh(path.join(root, 'scripts', 'guest', 'run'), ['--topology', 'single', '--kvm', '--', process.execPath, vmm]);
+} else if (arg === '--ppc64' || arg === '--arm64') {
+  // Debian's node of that architecture in the guest, with the cross-compiled addon.
+  process.exitCode = sh(path.join(root, 'scripts', `guest-${arg.slice(2)}`, 'run'), ['--', 'node', demo]);
 } else if (arg) {
   process.exitCode = sh(process.execPath, [demo, arg]);
 } else {

@@ -2,14 +2,16 @@
 // npm test: the fast unit tests (fake kernel), the host tests (real memory,
 // real /dev/kvm when the host has one), then the real-kernel suite inside the
 // QEMU test guest (and the KVM tests, when the host has no /dev/kvm), in one
-// boot, and the sPAPR suite inside the ppc64 test guest, in one boot. Ends
+// boot, the sPAPR suite inside the ppc64 test guest and the type1 suite
+// inside the arm64 (SMMUv3) test guest, one boot each. Ends
 // with one line "N passed, N failed" over every suite, and exits non-zero if
 // anything failed, was skipped, or nothing ran.
 //
-//   npm test                    all four
-//   npm test -- unit host       only those suites (unit, host, vm, docs, package, sample, vm-ppc64)
+//   npm test                    all of them
+//   npm test -- unit host       only those suites (unit, host, vm, docs, package, sample, vm-ppc64, vm-arm64)
 //   VFIO_VM_FILES='dist/test/vm/dma.test.js' npm test -- vm
-//                               only these guest test files (globs, space-separated)
+//                               only these guest test files (globs, space-separated;
+//                               vm and vm-arm64)
 //   VFIO_TEST_BDF=0000:01:00.0 npm test -- vm
 //                               the real-kernel suite on this host, against
 //                               your device bound to vfio-pci (no guest)
@@ -105,18 +107,30 @@ function guestSuite(extra) {
   }
 }
 
-// The sPAPR suite in the ppc64 guest: Debian's ppc64el node there runs the
-// host-compiled TypeScript and the cross-compiled addon (VFIO_NATIVE_ADDON,
-// set by the guest). A guest that cannot start counts as a failure.
-function ppc64Suite() {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-ppc64-out-'));
+// A suite in a cross guest (scripts/guest-<arch>/run): Debian's node of that
+// architecture there runs the host-compiled TypeScript and the
+// cross-compiled addon (VFIO_NATIVE_ADDON, set by the guest). A guest that
+// cannot start counts as a failure.
+function crossSuite(arch, title, files) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), `vfio-${arch}-out-`));
   fs.chmodSync(out, 0o777);
-  console.log('\n=== sPAPR real-kernel tests in the ppc64 test guest (dist/test/vm-spapr) ===');
-  const inner = guestMocha('node', 'guest-ppc64', 'dist/test/vm-spapr/**/*.test.js');
-  const status = sh(path.join(guestRoot(), 'scripts', 'guest-ppc64', 'run'), ['--hugepages', '4', '--out', out, '--', 'sh', '-c', inner]);
-  if (status === 125) console.error('\nthe ppc64 test guest could not run: see the messages above (scripts/guest-ppc64/setup says what to install)');
-  if (status === 124) console.error('\nthe ppc64 test guest timed out: its console is printed above');
-  results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-ppc64', status));
+  console.log(`\n=== ${title} in the ${arch} test guest (${files.join(' ')}) ===`);
+  const inner = guestMocha('node', `guest-${arch}`, files);
+  const status = sh(path.join(guestRoot(), 'scripts', `guest-${arch}`, 'run'), ['--hugepages', '4', '--out', out, '--', 'sh', '-c', inner]);
+  if (status === 125) console.error(`\nthe ${arch} test guest could not run: see the messages above (scripts/guest-${arch}/setup says what to install)`);
+  if (status === 124) console.error(`\nthe ${arch} test guest timed out: its console is printed above`);
+  results.push(readStats(path.join(out, 'stats.jsonl'), `guest-${arch}`, status));
+}
+
+// The type1 suite on arm64 (SMMUv3): every test/vm file but those
+// test/vm-arm64/files.ts names with the reason (checked there, in the guest),
+// plus the SMMUv3 tests. Read after build(): the list is compiled TypeScript.
+function arm64Files() {
+  const only = process.env.VFIO_VM_FILES?.split(/\s+/).filter(Boolean);
+  if (only?.length) return only;
+  const { ARM64_EXCLUDED } = require(path.join(root, 'dist', 'test', 'vm-arm64', 'files.js'));
+  const vm = fs.readdirSync(path.join(root, 'dist', 'test', 'vm')).filter((f) => f.endsWith('.test.js') && !(f in ARM64_EXCLUDED));
+  return [...vm.map((f) => `dist/test/vm/${f}`), 'dist/test/vm-arm64/**/*.test.js'];
 }
 
 function build() {
@@ -163,8 +177,9 @@ if (run('package') && prebuilds('package')) mochaSuite('package', 'dist/test/pac
 if (run('sample') && prebuilds('sample')) mochaSuite('sample', 'dist/test/sample/**/*.test.js');
 if (run('vm-ppc64')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1' && process.arch === 'ppc64') mochaSuite('vm-spapr-hardware', 'dist/test/vm-spapr/**/*.test.js');
-  else ppc64Suite();
+  else crossSuite('ppc64', 'sPAPR real-kernel tests', ['dist/test/vm-spapr/**/*.test.js']);
 }
+if (run('vm-arm64')) crossSuite('arm64', 'type1 real-kernel tests (SMMUv3)', arm64Files());
 
 const total = results.reduce((a, r) => ({ passes: a.passes + r.passes, failures: a.failures + r.failures, pending: a.pending + r.pending }), { passes: 0, failures: 0, pending: 0 });
 console.log('\n=== summary ===');

@@ -1,7 +1,7 @@
 // `vfio guest`: run a command of your project inside the package's test
 // guest (QEMU with an emulated IOMMU and a stock kernel: a real /dev/vfio),
 // with the devices you ask for. The guest scripts ship in the package
-// (scripts/guest/, scripts/guest-ppc64/); this only finds them and hands the
+// (scripts/guest/, scripts/guest-ppc64/, scripts/guest-arm64/); this only finds them and hands the
 // command line over. Exit status and output are the command's; 124 the guest
 // timed out, 125 it could not run the command.
 
@@ -26,8 +26,9 @@ Options:
                     The command finds it in VFIO_GUEST_DEVICE_<NAME> (edu0, nvme0, ...)
   --topology T      the guest's own devices: single (edu A, the default) or
                     standard (edu A, and edu B sharing a group with an e1000e)
-  --arch A          x86_64 (default) or ppc64 (sPAPR; no --device, --kvm; it sees
-                    only the package folder, so run from inside that)
+  --arch A          x86_64 (default), ppc64 (sPAPR) or arm64 (SMMUv3); the last
+                    two take no --device, --kvm and see only the package
+                    folder, so run from inside that
   --kvm             load KVM in the guest (/dev/kvm, nested)
   --hugepages N     reserve N huge pages, hugetlbfs on /dev/hugepages
   --smp N           guest CPUs (1 to 8; one boots fastest)
@@ -38,7 +39,7 @@ Options:
   -h, --help        show this help
 
 The command also gets VFIO_GUEST=1, VFIO_TEST_BDF and VFIO_TEST_GROUP (edu A),
-VFIO_GUEST_DEVICES ("name=bdf ..."). Needs qemu-system-x86 (or -ppc), busybox-static,
+VFIO_GUEST_DEVICES ("name=bdf ..."). Needs qemu-system-x86 (or -ppc, -arm), busybox-static,
 cpio, kmod, xz-utils; the first run fetches a Debian kernel into the package's .cache/.
 `;
 
@@ -73,7 +74,7 @@ export function guestCommandLine(argv: string[], cwd: string): { script: string;
     throw new UsageError(`guest: ${(e as Error).message}`);
   }
   const arch = values.arch ?? 'x86_64';
-  if (arch !== 'x86_64' && arch !== 'ppc64') throw new UsageError(`guest: --arch is x86_64 or ppc64, not ${quote(arch)}`, '--arch');
+  if (arch !== 'x86_64' && arch !== 'ppc64' && arch !== 'arm64') throw new UsageError(`guest: --arch is x86_64, ppc64 or arm64, not ${quote(arch)}`, '--arch');
   const topology = values.topology ?? 'single';
   if (topology !== 'single' && topology !== 'standard') throw new UsageError(`guest: --topology is single or standard, not ${quote(topology)}`, '--topology');
   const number = (name: 'hugepages' | 'smp' | 'timeout', v: string | undefined) => {
@@ -83,14 +84,14 @@ export function guestCommandLine(argv: string[], cwd: string): { script: string;
   const args: string[] = [];
   const add = (flag: string, v: string | undefined) => v !== undefined && args.push(flag, v);
   const dir = path.resolve(cwd, values.cwd ?? '.');
-  if (arch === 'ppc64') {
+  if (arch !== 'x86_64') {
     for (const flag of ['device', 'kvm', 'topology', 'smp'] as const) {
       if (values[flag] !== undefined) throw new UsageError(`guest: --${flag} is for the x86_64 guest`, `--${flag}`);
     }
-    // That guest runs Debian's ppc64el userland and sees only the package folder of the host.
+    // The cross guests run Debian's userland of their architecture and see only the package folder of the host.
     const root = packageRoot();
     if (path.relative(root, dir).startsWith('..')) {
-      throw new UsageError(`guest: the ppc64 guest sees only the package folder (${root}), not ${dir}; run from inside it, or use the x86_64 guest`, '--cwd');
+      throw new UsageError(`guest: the ${arch} guest sees only the package folder (${root}), not ${dir}; run from inside it, or use the x86_64 guest`, '--cwd');
     }
   } else {
     add('--topology', topology);
@@ -106,7 +107,7 @@ export function guestCommandLine(argv: string[], cwd: string): { script: string;
     args.push('--env', e);
   }
   args.push('--cwd', dir, '--', ...argv.slice(end + 1));
-  const script = path.join(packageRoot(), 'scripts', arch === 'ppc64' ? 'guest-ppc64' : 'guest', 'run');
+  const script = path.join(packageRoot(), 'scripts', arch === 'x86_64' ? 'guest' : `guest-${arch}`, 'run');
   return { script, args };
 }
 

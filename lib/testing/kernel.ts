@@ -76,6 +76,14 @@ export const C = {
   KVM_DEV_VFIO_FILE_ADD: 1,
   KVM_DEV_VFIO_FILE_DEL: 2,
   KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE: 3,
+  KVM_CAP_IRQCHIP: 0,
+  KVM_CAP_IRQFD_RESAMPLE: 82,
+  KVM_MEM_READONLY: 2,
+  KVM_IRQ_ROUTING_IRQCHIP: 1,
+  KVM_IRQ_ROUTING_MSI: 2,
+  KVM_IRQCHIP_PIC_MASTER: 0,
+  KVM_IRQCHIP_PIC_SLAVE: 1,
+  KVM_IRQCHIP_IOAPIC: 2,
   PROT_READ: 1,
   PROT_WRITE: 2,
   F_SEAL_SEAL: 1,
@@ -714,10 +722,18 @@ export class MockDevice extends MockFd implements N.NativeDevice {
   #exclusive(index: number): boolean {
     return index === C.VFIO_PCI_INTX_IRQ_INDEX || index === C.VFIO_PCI_MSI_IRQ_INDEX || index === C.VFIO_PCI_MSIX_IRQ_INDEX;
   }
-  setIrqsEventfds(index: number, start: number, eventfds: (N.NativeEventFd | null)[]): void {
+  /** INTx's unmask eventfd (DATA_EVENTFD | ACTION_UNMASK), as vfio_virqfd holds it. */
+  unmaskFd: N.NativeEventFd | null = null;
+  setIrqsEventfds(index: number, start: number, eventfds: (N.NativeEventFd | null)[], action = C.VFIO_IRQ_SET_ACTION_TRIGGER): void {
     this.live();
     this.k.syscall(IRQ_SET);
     this.#validate(index, start, eventfds.length);
+    if (action === C.VFIO_IRQ_SET_ACTION_UNMASK) {
+      // Only INTx is maskable, and only while enabled.
+      if (index !== C.VFIO_PCI_INTX_IRQ_INDEX || !this.irqs.has(index) || eventfds.length !== 1) throw sysError('EINVAL', IRQ_SET);
+      this.unmaskFd = eventfds[0];
+      return;
+    }
     if (this.#exclusive(index)) {
       if (this.#irqType !== -1 && this.#irqType !== index) throw sysError('EINVAL', IRQ_SET);
       this.#irqType = index;
@@ -746,6 +762,7 @@ export class MockDevice extends MockFd implements N.NativeDevice {
   }
   #disable(index: number): void {
     this.irqs.delete(index);
+    if (index === C.VFIO_PCI_INTX_IRQ_INDEX) this.unmaskFd = null;
     if (this.#irqType === index) this.#irqType = -1;
   }
   /** Device side: raise vector `v` of `index` (as edu's raise-interrupt register would). */
@@ -1000,8 +1017,11 @@ export class MockEventFd extends MockFd implements N.NativeEventFd {
     this.#count = 0;
     return n;
   }
+  /** Set while a VM's irqfd holds this eventfd: KVM consumes each signal. */
+  kvmSink: ((n: number) => void) | null = null;
   signal(value: number): void {
     this.live();
+    if (this.kvmSink) return this.kvmSink(value);
     this.#count += value;
     this.#deliver();
   }
@@ -1042,11 +1062,86 @@ export class MockKvm extends MockFd implements N.NativeKvm {
   }
 }
 
+export interface MockSlot {
+  guestPhys: bigint;
+  size: number;
+  flags: number;
+  memory: N.NativeDmaBuffer | N.NativeRegionMapping;
+}
+
 /** The mock kernel's KVM VM. */
 export class MockVm extends MockFd implements N.NativeVm {
   device: MockKvmDevice | null = null;
+  irqchip = false;
+  /** KVM_IRQFD: eventfd -> GSI (and the resample eventfd). */
+  readonly irqfds = new Map<MockEventFd, { gsi: number; resample: N.NativeEventFd | null }>();
+  /** Interrupts injected per GSI through irqfds. */
+  readonly injected = new Map<number, number>();
+  /** The last KVM_SET_GSI_ROUTING table, 5 words per route. */
+  routes = new Uint32Array(0);
+  readonly slots = new Map<number, MockSlot>();
+  readonly vcpus = new Map<number, MockVcpu>();
   constructor(readonly k: MockKernel) {
     super();
+  }
+  createIrqchip(): void {
+    this.live();
+    this.k.syscall('ioctl(KVM_CREATE_IRQCHIP)');
+    if (this.irqchip) throw sysError('EEXIST', 'ioctl(KVM_CREATE_IRQCHIP)');
+    if (this.vcpus.size > 0) throw sysError('EINVAL', 'ioctl(KVM_CREATE_IRQCHIP)');
+    this.irqchip = true;
+  }
+  /** kvm_irqfd_assign / _deassign: x86 needs the in-kernel irqchip; one irqfd per eventfd. */
+  irqfd(eventfd: N.NativeEventFd, gsi: number, resample: N.NativeEventFd | null, deassign: boolean): void {
+    this.live();
+    const name = 'ioctl(KVM_IRQFD)';
+    if (eventfd.fd < 0 || (resample && resample.fd < 0)) throw closedError();
+    this.k.syscall(name);
+    const fd = eventfd as MockEventFd;
+    if (deassign) {
+      if (this.irqfds.get(fd)?.gsi === gsi) {
+        this.irqfds.delete(fd);
+        fd.kvmSink = null;
+      }
+      return;
+    }
+    if (!this.irqchip) throw sysError('EINVAL', name);
+    if (this.irqfds.has(fd)) throw sysError('EBUSY', name);
+    this.irqfds.set(fd, { gsi, resample });
+    fd.kvmSink = (n) => this.injected.set(gsi, (this.injected.get(gsi) ?? 0) + n);
+  }
+  setGsiRouting(routes: Uint32Array): void {
+    this.live();
+    this.k.syscall('ioctl(KVM_SET_GSI_ROUTING)');
+    if (!this.irqchip || routes.length % 5 !== 0) throw sysError('EINVAL', 'ioctl(KVM_SET_GSI_ROUTING)');
+    this.routes = routes.slice();
+  }
+  /** kvm_set_memory_region: size 0 deletes; a new slot may not overlap another. */
+  setUserMemoryRegion(slot: number, flags: number, guestPhys: bigint, memory: N.NativeDmaBuffer | N.NativeRegionMapping | null, offset: number, size: number): void {
+    this.live();
+    const name = 'ioctl(KVM_SET_USER_MEMORY_REGION)';
+    if (size === 0) {
+      this.k.syscall(name);
+      this.slots.delete(slot);
+      return;
+    }
+    if (!memory || (memory as { closed?: boolean }).closed) throw closedError();
+    if (offset + size > memory.size) throw new RangeError('The range is out of range. It must lie inside the mapping');
+    this.k.syscall(name);
+    if (guestPhys % BigInt(PAGE) !== 0n || size % PAGE !== 0) throw sysError('EINVAL', name);
+    if (this.slots.has(slot)) throw sysError('EINVAL', name);
+    for (const s of this.slots.values()) {
+      if (guestPhys < s.guestPhys + BigInt(s.size) && s.guestPhys < guestPhys + BigInt(size)) throw sysError('EEXIST', name);
+    }
+    this.slots.set(slot, { guestPhys, size, flags, memory });
+  }
+  createVcpu(id: number): N.NativeVcpu {
+    this.live();
+    this.k.syscall('ioctl(KVM_CREATE_VCPU)');
+    if (this.vcpus.has(id)) throw sysError('EEXIST', 'ioctl(KVM_CREATE_VCPU)');
+    const vcpu = new MockVcpu(this.k);
+    this.vcpus.set(id, vcpu);
+    return vcpu;
   }
   checkExtension(_ext: number): number {
     this.live();
@@ -1062,6 +1157,37 @@ export class MockVm extends MockFd implements N.NativeVm {
     if (this.device) throw sysError('EBUSY', 'ioctl(KVM_CREATE_DEVICE)');
     this.device = new MockKvmDevice(this.k, this);
     return this.device;
+  }
+}
+
+/** A vCPU with no guest behind it: KVM_RUN answers HLT (nothing runs here). */
+export class MockVcpu extends MockFd implements N.NativeVcpu {
+  regs = new BigUint64Array(18);
+  readonly segments: { selector: number; base: number }[] = [];
+  #hlt = 0;
+  constructor(readonly k: MockKernel) {
+    super();
+  }
+  getRegs(): BigUint64Array {
+    this.live();
+    this.k.syscall('ioctl(KVM_GET_REGS)');
+    return this.regs.slice();
+  }
+  setRegs(regs: BigUint64Array): void {
+    this.live();
+    this.k.syscall('ioctl(KVM_SET_REGS)');
+    this.regs = regs.slice();
+  }
+  setSegment(segment: number, selector: number, base: number): void {
+    this.live();
+    this.k.syscall('ioctl(KVM_SET_SREGS)');
+    this.segments[segment] = { selector, base };
+  }
+  run(_timeoutMs: number): N.VcpuExitRaw {
+    this.live();
+    this.k.syscall('ioctl(KVM_RUN)');
+    this.#hlt++;
+    return { reason: 'hlt', exitReason: 5, exits: { io: 0, mmio: 0, hlt: this.#hlt, intr: 0, other: 0 } };
   }
 }
 

@@ -468,6 +468,14 @@ describe('vfio guest: the command line handed to the guest', () => {
     assert.throws(() => guestCommandLine(['--arch', 'ppc64', '--device', 'edu', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /--device is for the x86_64 guest/ });
   });
 
+  it('runs the arm64 guest for --arch arm64, with the limits of the ppc64 one', () => {
+    const root = path.resolve(__dirname, '..', '..', '..');
+    assert.match(guestCommandLine(['--arch', 'arm64', '--', 'true'], root).script, /scripts\/guest-arm64\/run$/);
+    assert.throws(() => guestCommandLine(['--arch', 'arm64', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /arm64 guest sees only the package folder/ });
+    assert.throws(() => guestCommandLine(['--arch', 'arm64', '--kvm', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /--kvm is for the x86_64 guest/ });
+    assert.throws(() => guestCommandLine(['--arch', 'aarch64', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /x86_64, ppc64 or arm64/ });
+  });
+
   it('refuses a command line without a command, unknown options and malformed values, as usage errors', () => {
     assert.throws(() => guestCommandLine(['--kvm'], '/p'), { code: 'ERR_VFIO_USAGE' });
     assert.throws(() => guestCommandLine(['--frob', '--', 'true'], '/p'), { code: 'ERR_VFIO_USAGE' });

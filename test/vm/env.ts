@@ -3,7 +3,7 @@
 // Missing variables fail the suite: it never skips.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface TestEnv {
   /** A device bound to vfio-pci, alone in its group. */
@@ -38,6 +38,16 @@ export function testEnv(): TestEnv {
   return { bdf, group, shared, rootPort, guest: e.VFIO_GUEST === '1' };
 }
 
+/**
+ * Whether the suite drives KVM too: on a host when it has /dev/kvm; in the
+ * x86_64 guest always (the suite boots it with --kvm, so a missing /dev/kvm
+ * there fails). The arm64 guest has no KVM: TCG gives its CPU no EL2, and
+ * test/vm-arm64 asserts that, so its KVM steps are not dropped silently.
+ */
+export function expectKvm(env: TestEnv): boolean {
+  return existsSync('/dev/kvm') || (env.guest && process.arch === 'x64');
+}
+
 /** The guest topology is part of the contract: fail loudly when it is missing. */
 export function requireShared(env: TestEnv): NonNullable<TestEnv['shared']> {
   if (!env.shared) {
@@ -56,6 +66,46 @@ export function requireRootPort(env: TestEnv): NonNullable<TestEnv['rootPort']> 
 
 function groupOf(bdf: string): number {
   return Number(readlinkSync(`/sys/bus/pci/devices/${bdf}/iommu_group`).split('/').pop());
+}
+
+/** A reserved IOVA region of a group, as the kernel lists it in sysfs. */
+export interface ReservedRegion {
+  start: bigint;
+  end: bigint;
+  type: string;
+}
+
+/**
+ * The group's reserved regions (/sys/kernel/iommu_groups/N/reserved_regions):
+ * the interrupt (MSI) window x86's IOMMU and ARM's SMMU put at different
+ * addresses. The suite asks the kernel where it is instead of assuming x86's.
+ */
+export function reservedRegions(group: number): ReservedRegion[] {
+  return readFileSync(`/sys/kernel/iommu_groups/${group}/reserved_regions`, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [start, end, type] = line.trim().split(/\s+/);
+      return { start: BigInt(start), end: BigInt(end), type };
+    });
+}
+
+/** The group's MSI window; every IOMMU the suite runs behind reports one. */
+export function msiWindow(group: number): ReservedRegion {
+  const msi = reservedRegions(group).find((r) => r.type === 'msi');
+  if (!msi) throw new Error(`IOMMU group ${group} lists no msi region in reserved_regions: the suite needs the kernel's interrupt window`);
+  return msi;
+}
+
+/**
+ * The environment of a child run as another user: a clean one, keeping the
+ * cross guests' addon override (VFIO_NATIVE_ADDON), without which the
+ * child would look for the host's build/.
+ */
+export function userChildEnv(): NodeJS.ProcessEnv {
+  const addon = process.env.VFIO_NATIVE_ADDON;
+  return { PATH: process.env.PATH, HOME: '/tmp', ...(addon ? { VFIO_NATIVE_ADDON: addon } : {}) };
 }
 
 /** VmLck from /proc/self/status, in kB: what VFIO type1 pins is accounted there. */

@@ -10,12 +10,11 @@
 // their baseline, and the group opens again.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { Container, DmaBuffer, type Device, type Group, type Iommu, type KvmVfioDevice, Kvm, type Vm } from '../../lib';
 import { native } from '../../lib/native';
 import { addonFaults } from '../../lib/testing';
 import { settle } from '../fixtures/gc';
-import { fdCount, lockedKb, testEnv } from './env';
+import { expectKvm, fdCount, lockedKb, testEnv } from './env';
 
 const IOVAS = [0x100000n, 0x200000n, 0x300000n];
 
@@ -80,7 +79,7 @@ describe('a kernel failure at any ioctl of a lifecycle, injected by the addon', 
   it('leaves the books equal to the kernel\'s after every failure, and everything comes back', async function () {
     this.timeout(900_000);
     const t = testEnv();
-    const withKvm = t.guest || existsSync('/dev/kvm');
+    const withKvm = expectKvm(t);
     const faults = addonFaults();
     const c = native().constants;
     const probeBuffer = DmaBuffer.allocate(4096);

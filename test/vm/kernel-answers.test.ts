@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { native } from '../../lib/native';
 import { ask, kernelQuestions, type Answer, type KernelAnswers, type KernelQuestion, type KernelSetup } from '../fixtures/kernel-questions';
-import { requireShared, testEnv } from './env';
+import { requireShared, testEnv, userChildEnv } from './env';
 
 const FIXTURE = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'kernel-answers.json');
 const RECORD = process.env.VFIO_RECORD_KERNEL_ANSWERS === '1';
@@ -93,7 +93,7 @@ function askAsUser(q: KernelQuestion, setup: KernelSetup, memlock: number): Answ
       uid: 65534,
       gid: 65534,
       encoding: 'utf8',
-      env: { PATH: process.env.PATH, HOME: '/tmp' },
+      env: userChildEnv(),
     });
     return JSON.parse(out) as Answer;
   } finally {

@@ -10,7 +10,7 @@ import { DmaBuffer } from '../../lib';
 import { native } from '../../lib/native';
 import { settle } from '../fixtures/gc';
 import { counter, modelRun, runModel, type ModelEnv } from '../model/lifetime-model';
-import { fdCount, lockedKb, testEnv } from './env';
+import { expectKvm, fdCount, lockedKb, testEnv } from './env';
 
 const rssKb = (): number => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
 
@@ -24,7 +24,7 @@ describe('the lifetime model on the real kernel', () => {
     const env: ModelEnv = {
       groupId: t.group,
       bdf: t.bdf,
-      kvm: t.guest,
+      kvm: expectKvm(t),
       kernelMapped(container, iova) {
         const raw = container.handle();
         try {

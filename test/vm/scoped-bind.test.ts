@@ -77,7 +77,8 @@ describe('scoped binding on the real kernel', () => {
     assert.equal(driverOf(hostBdf), 'e1000e');
   });
 
-  it('after the holder is SIGKILLed, `vfio unbind --restore` gives the device back to e1000e', async () => {
+  it('after the holder is SIGKILLed, `vfio unbind --restore` gives the device back to e1000e', async function () {
+    this.timeout(60_000); // two node starts, ~5 s each in the arm64 guest (TCG), more on a loaded host
     await bindInChildAndKill(hostBdf);
     assert.equal(driverOf(hostBdf), 'vfio-pci', 'nothing restored it yet: the process died');
     const r = spawnSync(process.execPath, [CLI, 'unbind', '--restore'], { encoding: 'utf8' });
@@ -88,7 +89,8 @@ describe('scoped binding on the real kernel', () => {
     assert.equal(sysfs.readBindingRecord(hostBdf), null);
   });
 
-  it('after the holder is SIGKILLed, the next bindScoped replays the record first', async () => {
+  it('after the holder is SIGKILLed, the next bindScoped replays the record first', async function () {
+    this.timeout(60_000); // a node start, ~5 s in the arm64 guest (TCG), more on a loaded host
     await bindInChildAndKill(hostBdf);
     {
       using b = sysfs.bindScoped(hostBdf, { force: true });

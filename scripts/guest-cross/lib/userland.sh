@@ -1,4 +1,4 @@
-# The guest's userland: Debian's ppc64el nodejs with its dependency
+# The guest's userland: Debian's nodejs of DEB_ARCH with its dependency
 # closure (libc6, libnode, the small node-* packages libnode loads), unpacked
 # with dpkg -x into one tree that the guest mounts as its /usr. Sourced by
 # setup.
@@ -8,7 +8,6 @@
 # does not have yet (seen: trixie's libc6 +deb13u5 listed, 404 on download):
 # "stable" is the same pool under another name, so the fallbacks are testing
 # and unstable (Node 24), whose pools are their own.
-USERLAND_SUITES=(${VFIO_PPC64_USERLAND_SUITE:-trixie testing unstable})
 USERLAND_PACKAGES=(nodejs busybox-static)
 
 # userland_plan — "package version" lines of what an install of
@@ -36,5 +35,5 @@ unpack_userland() {
 	for d in bin sbin lib lib64; do
 		[ ! -d "$2/$d" ] || [ -L "$2/$d" ] || { mkdir -p "$2/usr/$d" && cp -a "$2/$d/." "$2/usr/$d/" && rm -rf "${2:?}/$d"; }
 	done
-	[ -x "$2/usr/bin/node" ] && [ -e "$2/usr/lib64/ld64.so.2" ]
+	[ -x "$2/usr/bin/node" ] && [ -e "$2/usr/$NODE_LOADER" ]
 }

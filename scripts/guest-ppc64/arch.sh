@@ -1,4 +1,28 @@
-# The ppc64 guest machine: QEMU's arguments, one per line. Sourced by run.
+# What the ppc64 (sPAPR TCE IOMMU) guest is made of; the rest is shared
+# with the arm64 guest (scripts/guest-cross/). Sourced by its setup and run.
+
+GUEST_ARCH=ppc64
+GUEST_TITLE="ppc64 (sPAPR TCE IOMMU)"
+DEB_ARCH=ppc64el
+QEMU=qemu-system-ppc64
+HOST_PACKAGES=(qemu-system-ppc g++-powerpc64le-linux-gnu cpio kmod xz-utils)
+CROSS_CXX=powerpc64le-linux-gnu-g++
+# bookworm's 6.1 ppc64el kernel cannot bind vfio-pci (probe fails with
+# -22); bookworm-backports' 6.12 can.
+KERNEL_SUITES=(${VFIO_PPC64_KERNEL_SUITE:-bookworm-backports})
+KERNEL_META=linux-image-powerpc64le
+USERLAND_SUITES=(${VFIO_PPC64_USERLAND_SUITE:-trixie testing unstable})
+NODE_LOADER=lib64/ld64.so.2
+# Names as modprobe takes them. virtio_pci is built into this kernel.
+GUEST_MODULES=(vfio vfio_iommu_spapr_tce vfio-pci virtio_pci 9pnet_virtio 9p)
+# The command's stdout and stderr in the guest (see qemu_args).
+GUEST_STDOUT=/dev/hvc1 GUEST_STDERR=/dev/hvc2
+
+# kernel_image ROOT RELEASE — the file QEMU boots: pseries boots the ELF
+# vmlinux the package ships.
+kernel_image() { echo "$1/boot/vmlinux-$2"; }
+
+# The machine: QEMU's arguments, one per line.
 #
 # pseries under TCG, one POWER9 CPU. The guest kernel forms one IOMMU group
 # per PCI host bridge, so edu sits alone on a second host bridge (phb1) and
@@ -31,7 +55,7 @@ qemu_args() {
 	local run=$1 ctl=$2 out=$3
 	printf '%s\n' -machine "$MACHINE" -accel tcg -cpu power9 -smp 1 -m 2048 \
 		-nodefaults -no-user-config -display none -no-reboot \
-		-kernel "$CACHE_DIR/vmlinux" -initrd "$CACHE_DIR/initramfs.cpio" \
+		-kernel "$CACHE_DIR/kernel.img" -initrd "$CACHE_DIR/initramfs.cpio" \
 		-append "$KERNEL_CMDLINE" \
 		-device spapr-pci-host-bridge,index=1,id=phb1 \
 		-device edu,bus=phb1.0,addr=1,dma_mask=0xffffffffffffffff

@@ -1,10 +1,9 @@
-# The addon for ppc64le, cross-compiled on the host: the sources, defines
-# and C++ flags of binding.gyp, built with powerpc64le-linux-gnu-g++ against
-# Node's headers (N-API is ABI-stable, so the host Node's headers serve)
-# and the ppc64el uapi headers of the cross toolchain's sysroot (ioctl
-# numbers differ on powerpc: _IOC_WRITE is 4 there, not 1). Sourced by setup.
-
-CROSS_CXX=powerpc64le-linux-gnu-g++
+# The addon for the guest's architecture, cross-compiled on the host: the
+# sources, defines and C++ flags of binding.gyp, built with CROSS_CXX (from
+# the guest's arch.sh) against Node's headers (N-API is ABI-stable, so the
+# host Node's headers serve) and the uapi headers of the cross toolchain's
+# sysroot (ioctl numbers differ on powerpc: _IOC_WRITE is 4 there, not 1).
+# build_addon is the one place that makes it. Sourced by setup.
 
 # gyp_field EXPR — a field of the one target in binding.gyp, one per line.
 gyp_field() {
