@@ -8,7 +8,11 @@
 #include <pthread.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -80,6 +84,29 @@ __asm__(".symver vfio_pthread_key_create, __pthread_key_create@" VFIO_GLIBC_BASE
 VFIO_HIDDEN int pthread_once(pthread_once_t* once, void (*init)()) noexcept { return vfio_pthread_once(once, init); }
 VFIO_HIDDEN int __pthread_key_create(pthread_key_t* key, void (*destroy)(void*)) noexcept {
   return vfio_pthread_key_create(key, destroy);
+}
+#endif
+
+// timer_create/settime/delete: 2.34 moved them from librt into libc
+// (GLIBC_2.34), and Node does not load librt on an older glibc. The addon
+// arms only SIGEV_THREAD_ID timers (vcpu.cc), which are the kernel's own:
+// served by the syscalls, the kernel's timer id kept in the timer_t.
+#if __GLIBC_PREREQ(2, 34)
+VFIO_HIDDEN int timer_create(clockid_t clock, struct sigevent* ev, timer_t* timer) noexcept {
+  if (ev == nullptr || ev->sigev_notify == SIGEV_THREAD) {
+    errno = ENOTSUP;
+    return -1;
+  }
+  int id = -1;
+  if (::syscall(SYS_timer_create, clock, ev, &id) != 0) return -1;
+  *timer = reinterpret_cast<timer_t>(static_cast<intptr_t>(id));
+  return 0;
+}
+VFIO_HIDDEN int timer_settime(timer_t timer, int flags, const struct itimerspec* value, struct itimerspec* old) noexcept {
+  return static_cast<int>(::syscall(SYS_timer_settime, static_cast<int>(reinterpret_cast<intptr_t>(timer)), flags, value, old));
+}
+VFIO_HIDDEN int timer_delete(timer_t timer) noexcept {
+  return static_cast<int>(::syscall(SYS_timer_delete, static_cast<int>(reinterpret_cast<intptr_t>(timer))));
 }
 #endif
 

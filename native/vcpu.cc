@@ -69,6 +69,7 @@ class RunTimer {
   bool armed_ = false;
 };
 
+#if defined(__x86_64__)
 kvm_segment* SegmentAt(kvm_sregs& s, uint32_t index) {
   switch (index) {
     case 0: return &s.cs;
@@ -80,6 +81,7 @@ kvm_segment* SegmentAt(kvm_sregs& s, uint32_t index) {
     default: return nullptr;
   }
 }
+#endif
 
 }  // namespace
 
@@ -125,6 +127,7 @@ void Vcpu::Release() {
   fd_.reset();
 }
 
+#if defined(__x86_64__)
 // kvm_regs is 18 __u64 in the header's order (rax ... r15, rip, rflags):
 // JS sees them as one BigUint64Array of that length.
 static_assert(sizeof(kvm_regs) == 18 * sizeof(uint64_t), "kvm_regs layout");
@@ -178,6 +181,24 @@ Napi::Value Vcpu::SetSegment(const Napi::CallbackInfo& info) {
   VFIO_IOCTL(env, fd, KVM_SET_SREGS, &sregs);
   return env.Undefined();
 }
+#else
+// kvm_regs and kvm_sregs are x86's layouts: elsewhere (the arm64 and ppc64le
+// prebuilds) the register calls say so instead of failing the build.
+Napi::Value Vcpu::GetRegs(const Napi::CallbackInfo& info) {
+  Require(info.Env());
+  ThrowSystemError(info.Env(), ENOSYS, "ioctl(KVM_GET_REGS) (x86_64 only)");
+}
+
+Napi::Value Vcpu::SetRegs(const Napi::CallbackInfo& info) {
+  Require(info.Env());
+  ThrowSystemError(info.Env(), ENOSYS, "ioctl(KVM_SET_REGS) (x86_64 only)");
+}
+
+Napi::Value Vcpu::SetSegment(const Napi::CallbackInfo& info) {
+  Require(info.Env());
+  ThrowSystemError(info.Env(), ENOSYS, "ioctl(KVM_SET_SREGS) (x86_64 only)");
+}
+#endif
 
 // KVM_RUN until an exit the kernel hands to userspace for us to handle (port
 // or MMIO access, HLT without an in-kernel irqchip, shutdown, a failure), or

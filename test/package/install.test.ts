@@ -20,7 +20,7 @@ const ALLOWED = [
   /^lib\/[\w/.-]+\.(ts|md)$/,
   /^dist\/lib\/[\w/.-]+\.(js|d\.ts|js\.map)$/,
   /^scripts\/install\.js$/,
-  /^scripts\/guest(-ppc64)?\/(README\.md|run|setup|guest|(lib|guest)\/[\w.-]+)$/,
+  /^scripts\/guest(-ppc64|-arm64|-cross)?\/(README\.md|run|setup|guest|arch\.sh|(lib|guest)\/[\w.-]+)$/,
 ];
 
 // Compilers and build tools hidden from the install: PATH gets a folder with
