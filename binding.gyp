@@ -24,7 +24,8 @@
         "native/kvm.cc",
         "native/vm_routes.cc",
         "native/vcpu.cc",
-        "native/constants.cc"
+        "native/constants.cc",
+        "native/glibc_floor.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

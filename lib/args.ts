@@ -11,12 +11,14 @@
 
 import { types } from 'node:util';
 
+/** Codes of argument errors, as Node uses them. */
 export const ArgCode = {
   TYPE: 'ERR_INVALID_ARG_TYPE',
   VALUE: 'ERR_INVALID_ARG_VALUE',
   RANGE: 'ERR_OUT_OF_RANGE',
 } as const;
 
+/** One of the {@link ArgCode} values. */
 export type ArgCodeValue = (typeof ArgCode)[keyof typeof ArgCode];
 
 /** A wrong type or a meaningless value; `argument` names it. */

@@ -15,16 +15,19 @@ import { readSpaprOptions, SpaprTceIommu, type SpaprOptions } from './spapr';
 import { teardown } from './teardown';
 import { Type1Iommu } from './type1';
 
+/** The IOMMU model to set on a container: type1 (x86, arm64 SMMU) or the sPAPR TCE IOMMU (POWER); v2 variants preferred. */
 export type IommuType = 'type1v2' | 'type1' | 'spapr-v2' | 'spapr';
 
 /** Preference order when the caller does not name a model. */
 const PREFERENCE: IommuType[] = ['type1v2', 'type1', 'spapr-v2', 'spapr'];
 
+/** Options of {@link Container.open}. */
 export interface ContainerOptions {
   /** Default '/dev/vfio/vfio'. */
   path?: string;
 }
 
+/** A VFIO container (`/dev/vfio/vfio`): holds groups and the IOMMU context their DMA goes through. Closing it closes everything opened through it (lib/teardown.ts order). */
 export class Container extends Resource {
   readonly path: string;
   readonly description: string;

@@ -26,6 +26,7 @@ export interface DeviceNatives {
   readonly mmaps: Set<NativeRegionMapping>;
 }
 
+/** VFIO_DEVICE_GET_INFO as the kernel reports it. */
 export interface DeviceInfo {
   flags: number;
   numRegions: number;
@@ -48,6 +49,7 @@ export interface DeviceEvents {
 type DeviceEvent = keyof DeviceEvents;
 const deviceEvents: readonly DeviceEvent[] = ['release-requested'];
 
+/** A VFIO device fd: its regions (BARs, config space), interrupts and resets. */
 export class Device extends Resource {
   readonly group: Group;
   /** The device name as VFIO knows it, e.g. '0000:00:04.0'. */
@@ -225,12 +227,14 @@ export class Device extends Resource {
     return this;
   }
 
+  /** Like `on`, for one event only. */
   once<E extends DeviceEvent>(event: E, listener: (...args: DeviceEvents[E]) => void): this {
     this.#listen(event, listener);
     this.#events.once(event, listener as never);
     return this;
   }
 
+  /** Removes a listener added with `on` or `once`. */
   off<E extends DeviceEvent>(event: E, listener: (...args: DeviceEvents[E]) => void): this {
     argOneOf(event, 'event', deviceEvents);
     this.#events.off(event, listener as never);

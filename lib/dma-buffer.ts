@@ -13,16 +13,19 @@ import { hex } from './iova';
 import { native, type NativeDmaBuffer } from './native';
 import { Resource } from './resource';
 
+/** Options of {@link DmaBuffer.allocate}. */
 export interface DmaBufferOptions {
   /** Back the buffer with huge pages of this size (2 MiB or 1 GiB), from the kernel's pool. */
   hugePageSize?: number;
 }
 
+/** Options of {@link DmaBuffer.memfd}. */
 export interface MemfdOptions extends DmaBufferOptions {
   /** memfd name, shown in /proc/<pid>/fd; default 'vfio-dma'. */
   name?: string;
 }
 
+/** Options of {@link DmaBuffer.fromFd}. */
 export interface FromFdOptions {
   /** Where the mapping starts in the file, in bytes (a multiple of the page size); default 0. */
   offset?: number | bigint;
@@ -94,6 +97,7 @@ export class BufferUsers<U extends BufferUser = BufferUser> {
 const HUGE_2M = 2 * 1024 * 1024;
 const HUGE_1G = 1024 * 1024 * 1024;
 
+/** Memory a device may reach by DMA once mapped through an IOMMU: anonymous, memfd-backed or from a sealed fd; pinned by the kernel while mapped. */
 export class DmaBuffer extends Resource {
   readonly #native: NativeDmaBuffer;
   readonly #users = new BufferUsers();

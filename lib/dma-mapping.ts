@@ -23,6 +23,7 @@ export interface DmaMappingInit {
   writable: boolean;
 }
 
+/** One live IOMMU mapping of a buffer (or BAR mapping) at an IOVA; unmapped by `unmap()` or `close()`. */
 export class DmaMapping extends Resource {
   readonly iommu: Iommu;
   /** The memory mapped: a DmaBuffer, or a BAR mmap (RegionMapping) for peer-to-peer DMA. */

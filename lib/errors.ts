@@ -85,10 +85,13 @@ export const RuleCode = {
   BIND_FAILED: 'ERR_VFIO_BIND_FAILED',
   /** The `vfio` command line is malformed: unknown command or option, wrong number of arguments. */
   USAGE: 'ERR_VFIO_USAGE',
+  /** The C++ addon did not load: no prebuild for this platform and no local build (see the message for what to install). */
+  NO_ADDON: 'ERR_VFIO_NO_ADDON',
   /** Something threw that carries no code: a bug in this package (the `vfio` CLI reports it so). */
   INTERNAL: 'ERR_VFIO_INTERNAL',
 } as const;
 
+/** One of the {@link RuleCode} values. */
 export type RuleCodeValue = (typeof RuleCode)[keyof typeof RuleCode];
 
 /** A rule of this library was broken; nothing reached the kernel. */

@@ -13,6 +13,7 @@ import { Resource } from './resource';
 import { explainNotViable, iommuGroupOf, readIommuGroup } from './sysfs';
 import { teardown } from './teardown';
 
+/** Options of {@link Container.openGroup}. */
 export interface GroupOptions {
   /** Where the group nodes live; default '/dev'. */
   devRoot?: string;
@@ -20,6 +21,7 @@ export interface GroupOptions {
   sysfsRoot?: string;
 }
 
+/** VFIO_GROUP_GET_STATUS as the kernel reports it. */
 export interface GroupStatus {
   /** Every device in the group is bound to a VFIO driver (or none). */
   viable: boolean;
@@ -33,6 +35,7 @@ export interface GroupStatus {
  */
 const openPaths = new Set<string>();
 
+/** A VFIO group (`/dev/vfio/<n>`): the unit of isolation the IOMMU can tell apart; its devices are opened through it. */
 export class Group extends Resource {
   readonly id: number;
   readonly path: string;

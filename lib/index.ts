@@ -17,6 +17,7 @@ export { Vcpu, type VcpuExit, type VcpuRegisters, type VcpuSegment } from './vcp
 export { VfioError, VfioSystemError, RuleCode, type RuleCodeValue } from './errors';
 export { VfioArgumentError, VfioRangeError, ArgCode, type ArgCodeValue } from './args';
 export { hex, type Iova } from './iova';
+/** Discovery and binding over sysfs: IOMMU groups, PCI devices, binding to vfio-pci and back, host checks. */
 export * as sysfs from './sysfs';
 
 import { native } from './native';

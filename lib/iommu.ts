@@ -14,8 +14,10 @@ import { native, type NativeContainer } from './native';
 import { memlockHint } from './hints';
 import { RegionMapping } from './region';
 
+/** Which IOMMU model a container was set to. */
 export type IommuKind = 'type1' | 'type1v2' | 'spapr' | 'spapr-v2';
 
+/** Options of {@link Iommu.map}. */
 export interface MapOptions {
   /** Device address of the mapping. Omitted: the lowest free, aligned IOVA that fits. */
   iova?: bigint | number;
@@ -29,6 +31,7 @@ export interface MapOptions {
   writable?: boolean;
 }
 
+/** An IOVA range by start and size. */
 export interface IovaRangeSpec {
   iova: bigint | number;
   size: bigint | number;
@@ -40,6 +43,7 @@ export type MapRequest = DmaMappingInit;
 /** An IOVA at or above this may wrap 2^64 with a size that fits a number. */
 const WRAP_RISK = IOVA_LIMIT - BigInt(Number.MAX_SAFE_INTEGER);
 
+/** The IOMMU context of a container: maps and unmaps DMA after checking the rules the kernel reports (page sizes, IOVA ranges, overlaps, limits). */
 export abstract class Iommu {
   abstract readonly kind: IommuKind;
   /** The smallest page the IOMMU maps: IOVA, offset and size must be multiples of it. */

@@ -1,8 +1,10 @@
 // IOVAs are device addresses, never pointers: always bigint, 0 <= iova < 2^64.
 
+/** An I/O virtual address: what the device puts on the bus, translated by the IOMMU. */
 export type Iova = bigint;
 export const IOVA_LIMIT = 1n << 64n;
 
+/** '0x1000' for 4096n: IOVAs and sizes in messages. */
 export function hex(v: bigint | number): string {
   return `0x${v.toString(16)}`;
 }

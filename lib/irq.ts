@@ -22,6 +22,7 @@ interface Waiter {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** One interrupt vector of a device (INTx, MSI or MSI-X), delivered through an eventfd: `wait()` for the next one or listen to its events. */
 export class Irq extends EventEmitter<IrqEvents> implements Disposable {
   readonly device: Device;
   readonly index: number;
@@ -237,12 +238,14 @@ export class Irq extends EventEmitter<IrqEvents> implements Disposable {
     return this;
   }
 
+  /** Keeps the process alive while this interrupt is watched (the default); undoes `unref()`. */
   ref(): this {
     this.#ref = true;
     this.#eventfds.forEach((fd) => fd?.ref());
     return this;
   }
 
+  /** Stops watching, as `disable()` does. */
   [Symbol.dispose](): void {
     if (!this.device.closed) this.disable();
   }

@@ -15,6 +15,7 @@ import { native, type NativeEventFd, type NativeVm } from './native';
 import { Resource } from './resource';
 import { releaseKvmUses } from './teardown';
 
+/** A device interrupt routed into a KVM guest (KVM_IRQFD): the device's eventfd signals the guest's GSI with no JavaScript in the path. */
 export class Irqfd extends Resource implements KvmUse {
   readonly irq: Irq;
   readonly vector: number;

@@ -25,6 +25,7 @@ export interface KvmSlotSpec {
   readonly size: number;
 }
 
+/** A KVM memory slot (KVM_SET_USER_MEMORY_REGION): a DmaBuffer or BAR mapping as guest physical memory. */
 export class KvmSlot extends Resource implements KvmUse {
   readonly slot: number;
   readonly guestPhys: bigint;

@@ -17,6 +17,7 @@ import { releaseKvmUses, teardown } from './teardown';
 import type { Vcpu } from './vcpu';
 import { VmWiring } from './vm-wiring';
 
+/** The KVM device (`/dev/kvm`): creates VMs. */
 export class Kvm extends Resource {
   readonly path: string;
   readonly description: string;
@@ -80,6 +81,7 @@ export class Kvm extends Resource {
   }
 }
 
+/** A KVM VM: its memory slots and the KVM-VFIO device that tells KVM which groups its guest uses. */
 export class Vm extends Resource {
   readonly description: string;
   readonly #native: NativeVm;
@@ -235,6 +237,7 @@ export class Vm extends Resource {
   }
 }
 
+/** The KVM-VFIO pseudo-device of a VM (KVM_DEV_TYPE_VFIO): groups are added to it before their devices are given to the guest. */
 export class KvmVfioDevice extends Resource {
   readonly vm: Vm;
   readonly description: string;

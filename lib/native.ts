@@ -20,7 +20,7 @@
 // Numbers: byte offsets inside a buffer/mapping are `number` (safe integers);
 // IOVAs, region offsets and kernel u64 sizes are `bigint`.
 
-import bindings from 'bindings';
+import { loadAddon } from './addon';
 
 /** Something that owns an fd the kernel can be handed (KVM-VFIO FILE_ADD). */
 export interface NativeFdOwner {
@@ -406,19 +406,14 @@ export interface NativeBinding {
 
 let loaded: NativeBinding | undefined;
 
-/**
- * The backend lib/ uses: the real addon (loaded once through `bindings`), or a test twin.
- * VFIO_NATIVE_ADDON=/path/to/vfio.node loads that file instead: an addon built
- * for another architecture than build/ holds (the ppc64 test guest's).
- */
+/** The backend lib/ uses: the real addon (loaded once, by lib/addon.ts), or a test twin. */
 export function native(): NativeBinding {
   // On every syscall path: process.env is read once, at load (its getter costs ~300 ns).
   return (loaded ??= load());
 }
 
 function load(): NativeBinding {
-  const override = process.env.VFIO_NATIVE_ADDON;
-  return (override ? require(override) : bindings('vfio')) as NativeBinding;
+  return loadAddon() as NativeBinding;
 }
 
 /**

@@ -23,11 +23,13 @@ import { msixTablePages, withoutRange } from './msix';
 import { native, type AccessWidth, type NativeDevice, type NativeRegionMapping, type RegionInfoRaw } from './native';
 import { Resource } from './resource';
 
+/** An mmap-able part of a region (VFIO_REGION_INFO_CAP_SPARSE_MMAP). */
 export interface SparseArea {
   offset: bigint;
   size: bigint;
 }
 
+/** A device region (a BAR, config space, ROM, VGA): read and written with pread/pwrite on the device fd, or mmapped. */
 export class Region {
   readonly device: Device;
   readonly index: number;
@@ -69,27 +71,35 @@ export class Region {
     this.description = `region ${raw.index} of ${device.description}`;
   }
 
+  /** Reads one naturally aligned little-endian value of this width at `offset`. */
   read8(offset: number): number {
     return this.#read(offset, 1) as number;
   }
+  /** Reads one naturally aligned little-endian value of this width at `offset`. */
   read16(offset: number): number {
     return this.#read(offset, 2) as number;
   }
+  /** Reads one naturally aligned little-endian value of this width at `offset`. */
   read32(offset: number): number {
     return this.#read(offset, 4) as number;
   }
+  /** Reads one naturally aligned little-endian value of this width at `offset`. */
   read64(offset: number): bigint {
     return this.#read(offset, 8) as bigint;
   }
+  /** Writes one naturally aligned little-endian value of this width at `offset`. */
   write8(offset: number, value: number): void {
     this.#write(offset, 1, value);
   }
+  /** Writes one naturally aligned little-endian value of this width at `offset`. */
   write16(offset: number, value: number): void {
     this.#write(offset, 2, value);
   }
+  /** Writes one naturally aligned little-endian value of this width at `offset`. */
   write32(offset: number, value: number): void {
     this.#write(offset, 4, value);
   }
+  /** Writes one naturally aligned little-endian value of this width at `offset`. */
   write64(offset: number, value: bigint): void {
     this.#write(offset, 8, value);
   }
@@ -105,6 +115,7 @@ export class Region {
     }
   }
 
+  /** Writes `data` at `offset` in one pwrite. */
   writeBytes(offset: number, data: Uint8Array): void {
     argBytes(data, 'data');
     this.#check(offset, data.length, 1, 'write');
@@ -287,40 +298,48 @@ export class RegionMapping extends Resource {
     });
   }
 
+  /** Reads one naturally aligned little-endian value of this width at `offset`. */
   read8(offset: number): number {
     const at = this.#at(offset, 1);
     return this.#u8 ? Atomics.load(this.#u8, at) : (this.#native.read(at, 1) as number);
   }
+  /** Reads one naturally aligned little-endian value of this width at `offset`. */
   read16(offset: number): number {
     const at = this.#at(offset, 2);
     return this.#u16 ? Atomics.load(this.#u16, at / 2) : (this.#native.read(at, 2) as number);
   }
+  /** Reads one naturally aligned little-endian value of this width at `offset`. */
   read32(offset: number): number {
     const at = this.#at(offset, 4);
     return this.#u32 ? Atomics.load(this.#u32, at / 4) : (this.#native.read(at, 4) as number);
   }
+  /** Reads one naturally aligned little-endian value of this width at `offset`. */
   read64(offset: number): bigint {
     const at = this.#at(offset, 8);
     return this.#u64 ? Atomics.load(this.#u64, at / 8) : (this.#native.read(at, 8) as bigint);
   }
+  /** Writes one naturally aligned little-endian value of this width at `offset`. */
   write8(offset: number, value: number): void {
     const at = this.#at(offset, 1);
     checkValue(value, 1);
     if (this.#u8) this.#u8[at] = value;
     else this.#native.write(at, 1, value);
   }
+  /** Writes one naturally aligned little-endian value of this width at `offset`. */
   write16(offset: number, value: number): void {
     const at = this.#at(offset, 2);
     checkValue(value, 2);
     if (this.#u16) this.#u16[at / 2] = value;
     else this.#native.write(at, 2, value);
   }
+  /** Writes one naturally aligned little-endian value of this width at `offset`. */
   write32(offset: number, value: number): void {
     const at = this.#at(offset, 4);
     checkValue(value, 4);
     if (this.#u32) this.#u32[at / 4] = value;
     else this.#native.write(at, 4, value);
   }
+  /** Writes one naturally aligned little-endian value of this width at `offset`. */
   write64(offset: number, value: bigint): void {
     const at = this.#at(offset, 8);
     checkValue(value, 8);

@@ -57,6 +57,7 @@ export abstract class Resource implements Disposable {
    */
   protected abstract release(): void;
 
+  /** Closes the kernel object, and first everything opened through it. Idempotent; a close the kernel refuses throws and closes nothing. */
   close(): void {
     if (this.#closed) return;
     this.release();
@@ -70,6 +71,7 @@ export abstract class Resource implements Disposable {
     if (this.#tracked) leaked.unregister(this);
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -28,6 +28,7 @@ import { Iommu, type MapRequest } from './iommu';
 import { memlockHint } from './hints';
 import { native, type NativeContainer, type SpaprInfoRaw } from './native';
 
+/** Options of the sPAPR TCE IOMMU. */
 export interface SpaprOptions {
   /**
    * TCE page size of the default 32-bit window. GET_INFO does not report it;
@@ -61,6 +62,7 @@ export class DmaWindow {
     return this.start + this.size - 1n;
   }
 
+  /** True when [iova, iova+size) lies inside this window. */
   contains(iova: bigint, size: bigint): boolean {
     return iova >= this.start && iova + size - 1n <= this.end;
   }

@@ -9,6 +9,7 @@ import type { Container } from './container';
 import { Iommu, type MapRequest } from './iommu';
 import { native, type NativeContainer, type Type1InfoRaw } from './native';
 
+/** VFIO_IOMMU_GET_INFO of a type1 IOMMU: page sizes, usable IOVA ranges, DMA mapping limit. */
 export interface Type1Info {
   flags: number;
   /** Bitmap of the page sizes the IOMMU can map. */
@@ -20,6 +21,7 @@ export interface Type1Info {
   migration: Type1InfoRaw['migration'];
 }
 
+/** The type1 IOMMU (x86 VT-d/AMD-Vi, arm64 SMMU): any IOVA inside the reported ranges. */
 export class Type1Iommu extends Iommu {
   readonly kind: 'type1' | 'type1v2';
   readonly pageSize: bigint;

@@ -11,13 +11,17 @@ import { closerOf, Resource } from './resource';
 /** struct kvm_regs, in the header's order. */
 const REGS = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags'] as const;
 export type VcpuRegister = (typeof REGS)[number];
+/** The general registers of struct kvm_regs, by name. */
 export type VcpuRegisters = Record<VcpuRegister, bigint>;
 
 const SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss'] as const;
+/** A segment register of struct kvm_sregs. */
 export type VcpuSegment = (typeof SEGMENTS)[number];
 
+/** Why `run()` returned: the exit reason and, for I/O and MMIO, what the guest accessed. */
 export type VcpuExit = VcpuExitRaw;
 
+/** A KVM vCPU: its registers, and `run()` until the guest exits (port I/O, MMIO, HLT). */
 export class Vcpu extends Resource {
   readonly id: number;
   readonly description: string;

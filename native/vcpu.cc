@@ -81,12 +81,6 @@ kvm_segment* SegmentAt(kvm_sregs& s, uint32_t index) {
     default: return nullptr;
   }
 }
-#else
-// Registers are an x86_64 layout (kvm_regs, real-mode segments): elsewhere
-// the vCPU runs but its registers are not ours to set.
-[[noreturn]] void X86Only(Napi::Env env) {
-  ThrowSystemError(env, EOPNOTSUPP, "ioctl(KVM_SET_REGS)");
-}
 #endif
 
 }  // namespace
@@ -133,15 +127,13 @@ void Vcpu::Release() {
   fd_.reset();
 }
 
+#if defined(__x86_64__)
 // kvm_regs is 18 __u64 in the header's order (rax ... r15, rip, rflags):
 // JS sees them as one BigUint64Array of that length.
-#if defined(__x86_64__)
 static_assert(sizeof(kvm_regs) == 18 * sizeof(uint64_t), "kvm_regs layout");
-#endif
 
 Napi::Value Vcpu::GetRegs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-#if defined(__x86_64__)
   int fd = Require(env);
   kvm_regs regs{};
   VFIO_IOCTL(env, fd, KVM_GET_REGS, &regs);
@@ -152,14 +144,10 @@ Napi::Value Vcpu::GetRegs(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(env, "vfio: cannot create BigUint64Array");
   }
   return Napi::Value(env, array);
-#else
-  X86Only(env);
-#endif
 }
 
 Napi::Value Vcpu::SetRegs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-#if defined(__x86_64__)
   int fd = Require(env);
   napi_typedarray_type type;
   size_t length = 0;
@@ -173,16 +161,12 @@ Napi::Value Vcpu::SetRegs(const Napi::CallbackInfo& info) {
   std::memcpy(&regs, data, sizeof regs);
   VFIO_IOCTL(env, fd, KVM_SET_REGS, &regs);
   return env.Undefined();
-#else
-  X86Only(env);
-#endif
 }
 
 // Real mode: a segment is its selector and a base (selector * 16 unless set
 // otherwise); the limit stays 64 KiB.
 Napi::Value Vcpu::SetSegment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-#if defined(__x86_64__)
   int fd = Require(env);
   uint32_t index = ArgUint32(info, 0, "segment");
   uint32_t selector = ArgUint32(info, 1, "selector");
@@ -196,10 +180,25 @@ Napi::Value Vcpu::SetSegment(const Napi::CallbackInfo& info) {
   seg->base = base;
   VFIO_IOCTL(env, fd, KVM_SET_SREGS, &sregs);
   return env.Undefined();
-#else
-  X86Only(env);
-#endif
 }
+#else
+// kvm_regs and kvm_sregs are x86's layouts: elsewhere (the arm64 and ppc64le
+// prebuilds) the register calls say so instead of failing the build.
+Napi::Value Vcpu::GetRegs(const Napi::CallbackInfo& info) {
+  Require(info.Env());
+  ThrowSystemError(info.Env(), ENOSYS, "ioctl(KVM_GET_REGS) (x86_64 only)");
+}
+
+Napi::Value Vcpu::SetRegs(const Napi::CallbackInfo& info) {
+  Require(info.Env());
+  ThrowSystemError(info.Env(), ENOSYS, "ioctl(KVM_SET_REGS) (x86_64 only)");
+}
+
+Napi::Value Vcpu::SetSegment(const Napi::CallbackInfo& info) {
+  Require(info.Env());
+  ThrowSystemError(info.Env(), ENOSYS, "ioctl(KVM_SET_SREGS) (x86_64 only)");
+}
+#endif
 
 // KVM_RUN until an exit the kernel hands to userspace for us to handle (port
 // or MMIO access, HLT without an in-kernel irqchip, shutdown, a failure), or

@@ -8,7 +8,7 @@
 // anything failed, was skipped, or nothing ran.
 //
 //   npm test                    all of them
-//   npm test -- unit host       only those suites (unit, host, vm, sample, vm-ppc64, vm-arm64)
+//   npm test -- unit host       only those suites (unit, host, vm, docs, package, sample, vm-ppc64, vm-arm64)
 //   VFIO_VM_FILES='dist/test/vm/dma.test.js' npm test -- vm
 //                               only these guest test files (globs, space-separated;
 //                               vm and vm-arm64)
@@ -140,7 +140,8 @@ function arm64Files() {
 function build() {
   if (!fs.existsSync(path.join(root, 'build', 'Release', 'vfio.node'))) {
     // Through npm, so its nodedir setting (Node's own headers) applies.
-    if (sh('npm', ['run', 'install']) !== 0) process.exit(1);
+    // --build-from-source: this checkout's sources, never a prebuild that loads.
+    if (sh('npm', ['run', 'install'], { env: { ...process.env, npm_config_build_from_source: 'true' } }) !== 0) process.exit(1);
   }
   // A fresh dist/: a test file removed or moved must not run from a stale copy.
   fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true });
@@ -162,7 +163,22 @@ if (run('vm')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1') mochaSuite('vm-hardware', 'dist/test/vm/**/*.test.js');
   else guestSuite(hostKvm ? [] : [kvmTests]);
 }
-if (run('sample')) mochaSuite('sample', 'dist/test/sample/**/*.test.js');
+// The packed package (package, sample) carries the prebuilds: built (or
+// found up to date) once, by the one script that builds them.
+let prebuilt;
+function prebuilds(suite) {
+  prebuilt ??= (console.log('\n=== prebuilt addons (scripts/prebuild.js) ==='), sh(process.execPath, [path.join(root, 'scripts', 'prebuild.js')]) === 0);
+  if (!prebuilt) results.push({ suite, passes: 0, failures: 1, pending: 0 });
+  return prebuilt;
+}
+// The API reference (TypeDoc, typedoc.json): an undocumented export or a broken link is a failure.
+if (run('docs')) {
+  console.log('\n=== API reference (npm run docs: TypeDoc, warnings are errors) ===');
+  const ok = sh(process.execPath, [path.join(root, 'node_modules', 'typedoc', 'bin', 'typedoc')]) === 0;
+  results.push({ suite: 'docs', passes: ok ? 1 : 0, failures: ok ? 0 : 1, pending: 0 });
+}
+if (run('package') && prebuilds('package')) mochaSuite('package', 'dist/test/package/**/*.test.js');
+if (run('sample') && prebuilds('sample')) mochaSuite('sample', 'dist/test/sample/**/*.test.js');
 if (run('vm-ppc64')) {
   if (process.env.VFIO_TEST_BDF && process.env.VFIO_GUEST !== '1' && process.arch === 'ppc64') mochaSuite('vm-spapr-hardware', 'dist/test/vm-spapr/**/*.test.js');
   else crossSuite('ppc64', 'sPAPR real-kernel tests', ['dist/test/vm-spapr/**/*.test.js']);

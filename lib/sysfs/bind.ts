@@ -21,11 +21,13 @@ import { checkOptions, roots } from './options';
 import { bridgeAt, pciDeviceDir, readPciDevice, requireAddress } from './pci';
 import { type ProcessId, type StateOptions, dropBindingRecord, readBindingRecord, writeBindingRecord } from './state';
 
+/** The driver devices are bound to for VFIO: 'vfio-pci'. */
 export const VFIO_PCI = 'vfio-pci';
 
 /** Writes one value to one sysfs attribute (one write(2)). Replaceable for tests. */
 export type SysfsWriter = (file: string, value: string) => void;
 
+/** Options of the bind functions. */
 export interface BindOptions extends GroupOptions, StateOptions {
   /**
    * Take the device even if it carries the root filesystem or an up network
@@ -36,6 +38,7 @@ export interface BindOptions extends GroupOptions, StateOptions {
   writer?: SysfsWriter;
 }
 
+/** What a bind or unbind did: the device, its driver before and after. */
 export interface BindingChange {
   address: string;
   /** Driver before the call (null: none). */

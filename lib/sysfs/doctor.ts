@@ -7,8 +7,10 @@ import { type GroupOptions, explainNotViable, listIommuGroups, viabilityFix } fr
 import { type NodeAccess, type SysfsOptions, checkOptions, currentCredentials, listDir, nodeAccess, readAttr, roots } from './options';
 import { formatSize } from './size';
 
+/** The outcome of one host check. */
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
+/** One host check of `vfio doctor`: what was checked, its outcome and the fix. */
 export interface DoctorCheck {
   /** Stable identifier: 'iommu', 'vfio-modules', 'vfio-container', 'group-node', 'group-viable', 'memlock', 'hugepages', 'kvm'. */
   name: string;
@@ -19,17 +21,20 @@ export interface DoctorCheck {
   group?: number;
 }
 
+/** Every host check of `vfio doctor`. */
 export interface DoctorReport {
   checks: DoctorCheck[];
   /** False when some check failed, i.e. something blocks VFIO use. */
   ok: boolean;
 }
 
+/** Options of {@link runDoctor}. */
 export interface DoctorOptions extends GroupOptions {
   /** How much DMA memory the user means to map; memlock and huge pages are judged against it. */
   mapBytes?: bigint;
 }
 
+/** Checks what VFIO needs on this host (IOMMU on, vfio-pci loaded, groups, access, memlock limit) and says how to fix what is missing. */
 export function runDoctor(options?: DoctorOptions): DoctorReport {
   const opts: DoctorOptions = checkOptions(options);
   const checks = [

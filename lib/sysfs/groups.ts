@@ -17,6 +17,7 @@ import {
 } from './options';
 import { type PciDeviceInfo, bridgeAt, readDeviceDir, readPciDevice, requireAddress } from './pci';
 
+/** An IOMMU group as sysfs describes it: its devices, its /dev/vfio node and whether it is viable. */
 export interface IommuGroupInfo {
   id: number;
   devices: PciDeviceInfo[];
@@ -26,6 +27,7 @@ export interface IommuGroupInfo {
   devNode: NodeAccess;
 }
 
+/** Options of the group functions: where sysfs is, and whose access is judged. */
 export type GroupOptions = SysfsOptions & AccessOptions;
 
 // ---------------------------------------------------------------------------
@@ -57,6 +59,7 @@ export type GroupOptions = SysfsOptions & AccessOptions;
 // We pick the rule by the running kernel's release (procRoot/sys/kernel/osrelease).
 // ---------------------------------------------------------------------------
 
+/** Which devices keep a group viable: the kernel's dma-owner rule (6.x) or the legacy one. */
 export type ViabilityRule = 'dma-owner' | 'legacy';
 
 const MANAGED_DMA_DRIVERS = new Set(['pci-stub', 'pcieport']);
@@ -145,12 +148,14 @@ export function listIommuGroupIds(opts?: SysfsOptions): number[] {
     .sort((a, b) => a - b);
 }
 
+/** Every IOMMU group of the host, by number. */
 export function listIommuGroups(opts?: GroupOptions): IommuGroupInfo[] {
   const o = checkOptions(opts);
   const rule = viabilityRule(o);
   return listIommuGroupIds(o).map((id) => readGroup(id, rule, o));
 }
 
+/** One IOMMU group by number; ERR_VFIO_NO_DEVICE when it does not exist. */
 export function readIommuGroup(id: number, opts?: GroupOptions): IommuGroupInfo {
   argGroupId(id);
   const o = checkOptions(opts);

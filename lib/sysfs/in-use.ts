@@ -11,6 +11,7 @@ import { argGroupId } from './groups';
 import { type SysfsOptions, checkOptions, listDir, readAttr, roots } from './options';
 import { requireAddress } from './pci';
 
+/** Why taking a device from the host would hurt: it backs the root filesystem or an active network interface. */
 export interface DeviceUse {
   kind: 'root-filesystem' | 'network-interface';
   /** 'sda' or 'eth0'. */

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { argArray, argBool, argInt, argOptions, optionField, typeError, valueError } from '../args';
 import { argByteCount } from './size';
 
+/** Where sysfs, /dev and /proc are: the real ones by default, a fixture tree in tests. */
 export interface SysfsOptions {
   /** Default '/sys'. */
   sysfsRoot?: string;
@@ -21,6 +22,7 @@ export interface Credentials {
   gids: number[];
 }
 
+/** Whose access to /dev/vfio nodes is judged (default: this process's). */
 export interface AccessOptions {
   /**
    * Judge R/W access for this identity from the node's mode bits instead of

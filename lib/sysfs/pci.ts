@@ -6,6 +6,7 @@ import { argInt, argOptions, optionField, typeError, valueError } from '../args'
 import { RuleCode, VfioError } from '../errors';
 import { type SysfsOptions, checkOptions, linkName, listDir, readAttr, roots } from './options';
 
+/** A PCI device as sysfs describes it: ids, class, driver, IOMMU group. */
 export interface PciDeviceInfo {
   /** Full address, domain included: '0000:00:04.0'. */
   address: string;
@@ -72,6 +73,7 @@ export function pciDeviceDir(address: string, opts?: SysfsOptions): string {
   return path.join(roots(opts).sys, 'bus/pci/devices', address);
 }
 
+/** Reads a PCI device from sysfs by its address (0000:01:00.0); ERR_VFIO_NO_DEVICE when there is none. */
 export function readPciDevice(address: string, opts?: SysfsOptions): PciDeviceInfo {
   const a = requireAddress(address);
   const o = checkOptions(opts);
@@ -166,6 +168,7 @@ export function bridgeAt(address: string, opts: SysfsOptions): boolean {
   return baseSub === 0x0604 || baseSub === 0x0609 || baseSub === 0x0607;
 }
 
+/** '8086:10d3': vendor and device id as lspci prints them. */
 export function formatId(d: Pick<PciDeviceInfo, 'vendorId' | 'deviceId'>): string {
   const o = argOptions(d, 'device');
   const vendorId = argInt(optionField(o, 'vendorId', 'device.vendorId'), 'device.vendorId', 0, 0xffff);

@@ -13,6 +13,7 @@ import { checkOptions, roots } from './options';
 import { requireAddress } from './pci';
 import { type ProcessId, readBindingRecord, readBindingRecords } from './state';
 
+/** A binding to vfio-pci undone when disposed (or when its process is gone, at the next bind). */
 export interface ScopedBinding extends Disposable {
   readonly address: string;
   /** What the bind did (changed: false when the device was on vfio already: then nothing is given back). */

@@ -7,11 +7,13 @@ import * as path from 'node:path';
 import { checkOptions } from './options';
 import { requireAddress } from './pci';
 
+/** Where the binding records live (default /run). */
 export interface StateOptions {
   /** Default '/run'; the state lives in <runRoot>/vfio-node/bindings.json. */
   runRoot?: string;
 }
 
+/** What a device had before it was bound to vfio-pci, so it can be given back. */
 export interface BindingRecord {
   /** Driver before bind; null when the device had none. */
   previousDriver: string | null;
@@ -39,6 +41,7 @@ interface StateFile {
   devices: Record<string, BindingRecord>;
 }
 
+/** The file the binding records are kept in. */
 export function stateFile(opts?: StateOptions): string {
   return path.join(checkOptions(opts).runRoot ?? '/run', 'vfio-node', 'bindings.json');
 }
@@ -76,6 +79,7 @@ export function readBindingRecords(opts: StateOptions): [string, BindingRecord][
   return Object.entries(load(opts).devices);
 }
 
+/** The record of a device bound by this package, or null. */
 export function readBindingRecord(address: string, opts?: StateOptions): BindingRecord | null {
   const a = requireAddress(address);
   return load(checkOptions(opts)).devices[a] ?? null;

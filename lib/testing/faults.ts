@@ -9,6 +9,7 @@ import { argInt, argName, argOptions, optionField, valueError } from '../args';
 /** An errno name Node knows ('ENOMEM', 'EIO', ...). */
 export type ErrnoCode = keyof typeof osConstants.errno;
 
+/** Which ioctl to fail, when, and with which errno. */
 export interface FaultSpec {
   /**
    * The call to fail: an ioctl by its request name ('VFIO_IOMMU_MAP_DMA', or

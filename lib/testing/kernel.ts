@@ -103,6 +103,7 @@ function closedError(): Error {
   return Object.assign(new Error('closed'), { code: 'ERR_VFIO_CLOSED' });
 }
 
+/** A group of the mock kernel: its number and the devices in it. */
 export interface MockGroupSpec {
   id: number;
   devices: string[];
@@ -158,6 +159,7 @@ abstract class MockFd implements N.NativeFdOwner {
   protected live(): void {
     if (this.#fd < 0) throw closedError();
   }
+  /** Closes the mock fd: idempotent, as the real one. */
   close(): void {
     if (this.#fd >= 0) this.onClose();
     this.#fd = -1;
@@ -165,6 +167,7 @@ abstract class MockFd implements N.NativeFdOwner {
   protected onClose(): void {}
 }
 
+/** A model of the VFIO and KVM kernel interfaces in memory: `install()` it and lib/ runs against it instead of the addon. */
 export class MockKernel implements N.NativeBinding {
   readonly constants = C;
   readonly pageSize = PAGE;
@@ -342,6 +345,7 @@ interface SpaprWindow {
   pageShift: number;
 }
 
+/** The mock kernel's container: its IOMMU model and the mappings the (mock) kernel holds. */
 export class MockContainer extends MockFd implements N.NativeContainer {
   iommu = 0;
   readonly groups = new Set<GroupState>();
@@ -489,6 +493,7 @@ export class MockContainer extends MockFd implements N.NativeContainer {
     }
     return total;
   }
+  /** unmapDma, settled asynchronously as the addon's thread pool does. */
   async unmapDmaAsync(iova: bigint, size: bigint, flags: number): Promise<bigint> {
     await new Promise((r) => setImmediate(r));
     return this.unmapDma(iova, size, flags);
@@ -602,6 +607,7 @@ export class MockContainer extends MockFd implements N.NativeContainer {
   }
 }
 
+/** The mock kernel's group. */
 export class MockGroup extends MockFd implements N.NativeGroup {
   constructor(
     readonly k: MockKernel,
@@ -978,12 +984,14 @@ export class MockDevice extends MockFd implements N.NativeDevice {
 /** The mock's BAR mmap: a NativeRegionMapping that says whether it is still mapped. */
 export type MockRegionMapping = N.NativeRegionMapping & { readonly closed: boolean };
 
+/** A file the mock kernel serves to DmaBuffer.fromFd. */
 export interface MockFile {
   regular: boolean;
   /** F_SEAL_* bits; -1 for a file system without seals. */
   seals: number;
 }
 
+/** The mock kernel's DMA memory: plain JavaScript memory. */
 export class MockDmaBuffer implements N.NativeDmaBuffer {
   #ab: ArrayBuffer | null;
   readonly size: number;
@@ -1011,6 +1019,7 @@ export class MockDmaBuffer implements N.NativeDmaBuffer {
     if (!this.#ab) throw closedError();
     return this.#ab;
   }
+  /** Closes the mock fd: idempotent, as the real one. */
   close(): void {
     if (this.#ab) structuredClone(this.#ab, { transfer: [this.#ab] }); // detach, as the addon does
     this.#ab = null;
@@ -1018,6 +1027,7 @@ export class MockDmaBuffer implements N.NativeDmaBuffer {
   }
 }
 
+/** The mock kernel's eventfd: a counter that devices signal. */
 export class MockEventFd extends MockFd implements N.NativeEventFd {
   #count = 0;
   #cb: ((n: number) => void) | null = null;
@@ -1028,12 +1038,14 @@ export class MockEventFd extends MockFd implements N.NativeEventFd {
     this.#cb = callback;
     this.#deliver();
   }
+  /** Stops watching the eventfd. */
   stop(): void {
     this.#cb = null;
   }
   ref(): void {
     this.referenced = true;
   }
+  /** Lets the process exit while the eventfd is watched. */
   unref(): void {
     this.referenced = false;
   }
@@ -1063,6 +1075,7 @@ export class MockEventFd extends MockFd implements N.NativeEventFd {
   }
 }
 
+/** The mock kernel's /dev/kvm. */
 export class MockKvm extends MockFd implements N.NativeKvm {
   constructor(readonly k: MockKernel) {
     super();
@@ -1093,6 +1106,7 @@ export interface MockSlot {
   memory: N.NativeDmaBuffer | N.NativeRegionMapping;
 }
 
+/** The mock kernel's KVM VM. */
 export class MockVm extends MockFd implements N.NativeVm {
   device: MockKvmDevice | null = null;
   irqchip = false;

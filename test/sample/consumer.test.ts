@@ -4,9 +4,9 @@
 // `vfio guest` against an nvme and an edu bound to vfio-pci, on the real
 // kernel. Boots the test guest once: hold /tmp/vfio-guest.lock.
 //
-// The packed package holds no compiled addon yet (prebuilds are another
-// piece of work): the project gets this checkout's build/Release/vfio.node,
-// and the guest kernel cache (.cache) is shared, not fetched again.
+// The project runs the addon the package ships (prebuilds/linux-x64, built
+// by scripts/prebuild.js before this suite), never this checkout's build;
+// the guest kernel cache (.cache) is shared, not fetched again.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -114,8 +114,8 @@ describe('a user\'s project on the packed package', () => {
     fs.mkdirSync(pkg, { recursive: true });
     const untar = spawnSync('tar', ['-xzf', tarball, '-C', pkg, '--strip-components=1']);
     assert.equal(untar.status, 0, String(untar.stderr));
-    fs.mkdirSync(path.join(pkg, 'build', 'Release'), { recursive: true });
-    fs.copyFileSync(path.join(ROOT, 'build', 'Release', 'vfio.node'), path.join(pkg, 'build', 'Release', 'vfio.node'));
+    assert.ok(fs.existsSync(path.join(pkg, 'prebuilds', `linux-${process.arch}`, 'vfio.node')), 'the tarball carries this platform\'s prebuild');
+    assert.ok(!fs.existsSync(path.join(pkg, 'build')), 'and no build of this checkout');
     fs.symlinkSync(path.join(ROOT, '.cache'), path.join(pkg, '.cache'));
     for (const dep of ['bindings', 'file-uri-to-path']) fs.symlinkSync(path.join(ROOT, 'node_modules', dep), path.join(project, 'node_modules', dep));
     fs.writeFileSync(
@@ -129,6 +129,12 @@ describe('a user\'s project on the packed package', () => {
     fs.writeFileSync(path.join(project, 'test', 'vfio', 'devices.test.js'), GUEST_TEST);
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('loads the prebuilt addon from the installed package', () => {
+    const r = spawnSync(process.execPath, ['-e', "require('vfio').DmaBuffer.allocate(4096).close(); console.log(Object.keys(require.cache).filter((k) => k.endsWith('.node')).join())"], { cwd: project, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), path.join(project, 'node_modules', 'vfio', 'prebuilds', `linux-${process.arch}`, 'vfio.node'));
+  });
 
   it('its unit tests pass on vfio/testing, on the host', () => {
     const r = spawnSync(process.execPath, [MOCHA, 'test/unit'], { cwd: project, encoding: 'utf8' });
