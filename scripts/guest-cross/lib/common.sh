@@ -38,7 +38,7 @@ initramfs_hash() {
 
 # Hash of what the cross-compiled addon is made of.
 addon_hash() {
-	(cd "$PROJECT_ROOT" && cat binding.gyp native/* "$CROSS_DIR"/lib/addon.sh && echo "$CROSS_CXX") | sha256sum | cut -c1-16
+	(cd "$PROJECT_ROOT" && cat binding.gyp native/* scripts/prebuild.js "$CROSS_DIR"/lib/addon.sh && echo "$CROSS_CXX") | sha256sum | cut -c1-16
 }
 
 # Seconds since $1 (a `date +%s%N` value), as "1.23s".
