@@ -4,6 +4,7 @@ export { Container, type ContainerOptions, type IommuType } from './container';
 export { Group, type GroupOptions, type GroupStatus } from './group';
 export { Device, type DeviceInfo } from './device';
 export { Region, RegionMapping, type SparseArea } from './region';
+export type { BarRange, MsixCapability } from './msix';
 export { Irq } from './irq';
 export { DmaBuffer, type DmaBufferOptions, type FromFdOptions, type MemfdOptions } from './dma-buffer';
 export { DmaMapping } from './dma-mapping';

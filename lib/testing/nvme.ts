@@ -30,7 +30,9 @@ interface Queue {
   vector: number;
 }
 
+/** What the mock NVMe controller is made with. */
 export interface NvmeModelOptions {
+  /** Serial number Identify Controller returns. */
   serial?: string;
   /** Namespace size in 512-byte blocks (default 32768: 16 MiB). */
   blocks?: number;
