@@ -15,7 +15,6 @@ import * as os from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-const MOCHA = path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js');
 
 const UNIT_TEST = `
 const assert = require('node:assert/strict');
@@ -110,18 +109,21 @@ describe('a user\'s project on the packed package', () => {
     const pack = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(pack.status, 0, pack.stderr);
     const tarball = path.join(dir, (JSON.parse(pack.stdout) as { filename: string }[])[0]!.filename);
-    const pkg = path.join(project, 'node_modules', 'vfio');
-    fs.mkdirSync(pkg, { recursive: true });
-    const untar = spawnSync('tar', ['-xzf', tarball, '-C', pkg, '--strip-components=1']);
-    assert.equal(untar.status, 0, String(untar.stderr));
-    assert.ok(fs.existsSync(path.join(pkg, 'prebuilds', `linux-${process.arch}`, 'vfio.node')), 'the tarball carries this platform\'s prebuild');
-    assert.ok(!fs.existsSync(path.join(pkg, 'build')), 'and no build of this checkout');
-    fs.symlinkSync(path.join(ROOT, '.cache'), path.join(pkg, '.cache'));
-    for (const dep of ['bindings', 'file-uri-to-path']) fs.symlinkSync(path.join(ROOT, 'node_modules', dep), path.join(project, 'node_modules', dep));
+    // Installed as a user installs it, mocha included: the guest sees the
+    // project folder only (not this checkout, which may live under /tmp).
+    fs.mkdirSync(project, { recursive: true });
+    const mocha = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies.mocha;
     fs.writeFileSync(
       path.join(project, 'package.json'),
-      JSON.stringify({ name: 'my-driver', private: true, dependencies: { vfio: `file:../${path.basename(tarball)}` }, devDependencies: { mocha: '*' } }, null, 2),
+      JSON.stringify({ name: 'my-driver', private: true, dependencies: { vfio: `file:../${path.basename(tarball)}` }, devDependencies: { mocha } }, null, 2),
     );
+    const install = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: project, encoding: 'utf8' });
+    assert.equal(install.status, 0, `${install.stdout}${install.stderr}`);
+    const pkg = path.join(project, 'node_modules', 'vfio');
+    assert.ok(fs.existsSync(path.join(pkg, 'prebuilds', `linux-${process.arch}`, 'vfio.node')), 'the tarball carries this platform\'s prebuild');
+    assert.ok(!fs.existsSync(path.join(pkg, 'build')), 'and nothing was built');
+    // The guest's kernel and initramfs are the checkout's (fetched once), not the tarball's.
+    fs.symlinkSync(path.join(ROOT, '.cache'), path.join(pkg, '.cache'));
     fs.writeFileSync(path.join(project, 'driver.js'), DRIVER);
     fs.mkdirSync(path.join(project, 'test', 'unit'), { recursive: true });
     fs.mkdirSync(path.join(project, 'test', 'vfio'), { recursive: true });
@@ -137,7 +139,7 @@ describe('a user\'s project on the packed package', () => {
   });
 
   it('its unit tests pass on vfio/testing, on the host', () => {
-    const r = spawnSync(process.execPath, [MOCHA, 'test/unit'], { cwd: project, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [path.join(project, 'node_modules', 'mocha', 'bin', 'mocha.js'), 'test/unit'], { cwd: project, encoding: 'utf8' });
     console.log(r.stdout.replace(/^/gm, '      | '));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /1 passing/);
@@ -146,7 +148,7 @@ describe('a user\'s project on the packed package', () => {
   it('its VFIO suite passes inside `vfio guest` against an nvme and an edu, with the command\'s exit status', function () {
     this.timeout(600_000);
     const cli = path.join(project, 'node_modules', 'vfio', 'dist', 'lib', 'cli', 'main.js');
-    const r = spawnSync(process.execPath, [cli, 'guest', '--device', 'nvme', '--device', 'edu', '--', process.execPath, MOCHA, 'test/vfio'], {
+    const r = spawnSync(process.execPath, [cli, 'guest', '--device', 'nvme', '--device', 'edu', '--', process.execPath, path.join(project, 'node_modules', 'mocha', 'bin', 'mocha.js'), 'test/vfio'], {
       cwd: project,
       encoding: 'utf8',
     });
