@@ -80,6 +80,8 @@ describe('hostile arguments at every public boundary', () => {
     const kvm = Kvm.open();
     const vm = kvm.createVm();
     const kvmDev = vm.vfioDevice();
+    vm.createIrqchip(); // so that irqfd calls reach their argument checks
+    const vcpu = vm.createVcpu(0);
     const cleanup = () => {
       vm.close();
       kvm.close();
@@ -87,7 +89,7 @@ describe('hostile arguments at every public boundary', () => {
       if (!mapping.closed) mapping.unmap();
       buffer.close();
     };
-    return { container, group, iommu, device, buffer, mapping, bar, barMap, kvm, vm, kvmDev, cleanup };
+    return { container, group, iommu, device, buffer, mapping, bar, barMap, kvm, vm, kvmDev, vcpu, cleanup };
   }
 
   const calls: [string, (w: ReturnType<typeof world>, a: unknown, b: unknown) => unknown][] = [
@@ -144,6 +146,21 @@ describe('hostile arguments at every public boundary', () => {
     ['kvm.checkExtension', (w, a) => w.kvm.checkExtension(a as never)],
     ['kvm.createVm', (w, a) => w.kvm.createVm(a as never)],
     ['vm.checkExtension', (w, a) => w.vm.checkExtension(a as never)],
+    ['vm.routeMsi', (w, a, b) => w.vm.routeMsi(a as never, b as never)],
+    ['vm.routeMsi(24, {address: junk})', (w, a) => w.vm.routeMsi(24, { address: a as never, data: 0x40 })],
+    ['vm.unrouteMsi', (w, a) => w.vm.unrouteMsi(a as never)],
+    ['vm.irqfd', (w, a, b) => w.vm.irqfd(a as never, b as never)],
+    ['vm.irqfd(msi, junk)', (w, a) => w.vm.irqfd(w.device.msi, a as never)],
+    ['vm.irqfd(msi, {gsi: junk})', (w, a) => w.vm.irqfd(w.device.msi, { gsi: a as never })],
+    ['vm.mapMemory', (w, a) => w.vm.mapMemory(a as never)],
+    ['vm.mapMemory({guestPhys: junk})', (w, a) => w.vm.mapMemory({ guestPhys: a as never, memory: w.buffer })],
+    ['vm.mapMemory({memory: junk})', (w, a) => w.vm.mapMemory({ guestPhys: 0n, memory: a as never })],
+    ['vm.mapMemory({size: junk})', (w, a) => w.vm.mapMemory({ guestPhys: 0n, memory: w.barMap, size: a as never })],
+    ['vm.createVcpu', (w, a) => w.vm.createVcpu(a as never)],
+    ['vm.mapMemory({guestPhys: 0, memory: buffer, readonly: junk})', (w, a) => w.vm.mapMemory({ guestPhys: 0n, memory: w.buffer, readonly: a as never })],
+    ['vcpu.setRegs', (w, a) => w.vcpu.setRegs(a as never)],
+    ['vcpu.setSegment', (w, a, b) => w.vcpu.setSegment(a as never, b as never)],
+    ['vcpu.run', (w, a) => w.vcpu.run(a as never)],
     ['kvmDev.add', (w, a) => w.kvmDev.add(a as never)],
     ['kvmDev.remove', (w, a) => w.kvmDev.remove(a as never)],
     ['kvmDev.setSpaprTce(group, junk)', (w, a) => w.kvmDev.setSpaprTce(w.group, a as never)],
