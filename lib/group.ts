@@ -172,6 +172,12 @@ export class Group extends Resource {
     }
     const device = Device.create(this, name, handle);
     this.#devices.push(device);
+    try {
+      this.#container.iommu.deviceOpened();
+    } catch (e) {
+      device.close();
+      throw e;
+    }
     return device;
   }
 
@@ -188,8 +194,8 @@ export class Group extends Resource {
   }
 
   /** @internal What teardown() removes from KVM before the group goes. */
-  kvmRegistrations(): { device: KvmVfioDevice; group: Group }[] {
-    return [...this.#kvm].map((device) => ({ device, group: this }));
+  kvmRegistrations(): { device: KvmVfioDevice; file: Group }[] {
+    return [...this.#kvm].map((device) => ({ device, file: this }));
   }
 
   /** @internal Device closed. */

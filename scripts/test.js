@@ -201,10 +201,13 @@ if (run('vm-ppc64')) {
 }
 if (run('vm-arm64')) crossSuite('arm64', 'type1 real-kernel tests (SMMUv3)', arm64Files());
 // The kernel we build (Debian's have no iommufd, cdev or noiommu): with the
-// emulated IOMMU and the vm suite's devices, then without any IOMMU.
+// emulated IOMMU and the vm suite's devices, then without any IOMMU. With the
+// IOMMU, the container suite runs again on the kernel's VFIO-compatible
+// container on /dev/iommu (VFIO_TEST_CONTAINER, test/vm/env.ts).
+const compatFiles = ['core', 'dma', 'rules', 'lifetime'].map((f) => `dist/test/vm/${f}.test.js`);
 if (run('vm-iommufd')) {
-  x86Suite('guest-iommufd', 'iommufd and device cdev tests in the x86_64 guest, built kernel', vmFiles(['dist/test/vm-iommufd/**/*.test.js']), [
-    '--kernel', 'built', '--topology', 'standard', '--kvm', ...nvmeArgs,
+  x86Suite('guest-iommufd', 'iommufd, device cdev and compat-container tests in the x86_64 guest, built kernel', vmFiles(['dist/test/vm-iommufd/**/*.test.js', ...compatFiles]), [
+    '--kernel', 'built', '--topology', 'standard', '--kvm', ...nvmeArgs, '--env', 'VFIO_TEST_CONTAINER=/dev/iommu',
   ]);
 }
 if (run('vm-noiommu')) {

@@ -127,8 +127,10 @@ export function userChildEnv(): NodeJS.ProcessEnv {
 
 /** VmLck from /proc/self/status, in kB: what VFIO type1 pins is accounted there. */
 export function lockedKb(): number {
-  const m = /^VmLck:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) : NaN;
+  // type1 charges pins to VmLck, iommufd (the compat container too) to VmPin.
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return kb('VmLck') + kb('VmPin');
 }
 
 /** Open fds of this process. */
@@ -156,4 +158,18 @@ export function itSeesTheProject(): void {
     assert.equal(JSON.parse(readFileSync(`${at}/package.json`, 'utf8')).name, 'vfio');
     if (want) assert.match(want, /^\/tmp\/.* .*,/, 'npm test runs the guests from a path under /tmp with a space and a comma');
   });
+}
+
+/**
+ * The container the container suite opens: /dev/vfio/vfio, or with
+ * VFIO_TEST_CONTAINER=/dev/iommu the kernel's VFIO-compatible container on
+ * an iommufd (the built-kernel guest runs the suite both ways).
+ */
+export function containerOptions(): { path: string } {
+  return { path: process.env.VFIO_TEST_CONTAINER ?? '/dev/vfio/vfio' };
+}
+
+/** Is the suite running against the iommufd compat container? */
+export function onIommufdCompat(): boolean {
+  return containerOptions().path === '/dev/iommu';
 }
