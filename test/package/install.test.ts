@@ -22,6 +22,7 @@ const ALLOWED = [
   /^dist\/lib\/[\w/.-]+\.(js|d\.ts|js\.map)$/,
   /^scripts\/(install|uapi-include)\.js$/,
   /^scripts\/guest(-ppc64|-arm64|-cross)?\/(README\.md|run|setup|guest|arch\.sh|(lib|guest)\/[\w.-]+)$/,
+  /^scripts\/guest-kernel\/(build|recipe\.sh|vfio\.config|host-packages)$/,
 ];
 
 // Compilers and build tools hidden from the install: PATH gets a folder with
