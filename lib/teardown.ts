@@ -5,7 +5,7 @@
 //
 //   0. KVM's uses of what closes (irqfds, memory slots)  KVM must not signal or map through what goes
 //   1. interrupts and BAR mmaps, then device fds  nothing may DMA or signal while mappings go
-//   2. DMA mappings, when the IOMMU context goes  the last group leaving drops it in the kernel
+//   2. DMA mappings (noiommu: buffer locks), when the IOMMU context goes  the last group leaving drops it
 //   3. KVM-VFIO registrations                     while the group fd still proves ownership
 //   4. group unset (VFIO_GROUP_UNSET_CONTAINER)   the last one takes the IOMMU context with it
 //   5. fds: groups, KVM-VFIO devices, VMs, the container
@@ -25,6 +25,7 @@ import type { Group } from './group';
 import type { Iommu } from './iommu';
 import type { KvmVfioDevice } from './kvm';
 import { kvmUsesOf } from './kvm-uses';
+import type { NoIommu } from './noiommu';
 
 /** Something whose fd closes in step 5. */
 export interface FdCloser {
@@ -41,6 +42,8 @@ export interface Plan {
   readonly devices: readonly Device[];
   /** The IOMMU whose context goes with this teardown (the last group leaves), if any. */
   readonly iommu: Iommu | null;
+  /** The noiommu model whose buffer locks go with this teardown (the last group leaves), if any. */
+  readonly noIommu?: NoIommu | null;
   readonly kvm: readonly { device: KvmVfioDevice; group: Group }[];
   readonly unset: readonly Group[];
   readonly fds: readonly FdCloser[];
@@ -71,6 +74,15 @@ export function teardown(plan: Plan): void {
       const n = plan.iommu.mappingCount;
       plan.iommu.releaseAll();
       if (n > 0) done.push(`unmapped ${n} DMA mapping(s)`);
+    }
+    if (plan.noIommu) {
+      const locked = plan.noIommu.lockCount;
+      try {
+        plan.noIommu.releaseAll();
+      } finally {
+        const n = locked - plan.noIommu.lockCount;
+        if (n > 0) done.push(`unlocked ${n} noiommu DMA buffer(s)`);
+      }
     }
     for (const { device, group } of plan.kvm) {
       device.removeNow(group);
