@@ -85,6 +85,8 @@ export const RuleCode = {
   IOMMU_MISMATCH: 'ERR_VFIO_IOMMU_MISMATCH',
   /** /proc/self/pagemap gave no physical frame for a page (it shows PFNs only to CAP_SYS_ADMIN). */
   NO_BUS_ADDRESS: 'ERR_VFIO_NO_BUS_ADDRESS',
+  /** noiommu: a DMA range that is not contiguous in physical memory (its pages are apart). */
+  NOT_CONTIGUOUS: 'ERR_VFIO_NOT_CONTIGUOUS',
   /** The buffer is locked for noiommu DMA already (mlock does not count: one lock per buffer). */
   ALREADY_LOCKED: 'ERR_VFIO_ALREADY_LOCKED',
   /** No such PCI device or IOMMU group in sysfs. */

@@ -173,6 +173,55 @@ export class DmaLock extends Resource implements BufferUser {
     return this.#pages[Math.floor(at / this.pageSize)] + BigInt(at % this.pageSize);
   }
 
+  /**
+   * The bus address of [offset, offset + length) for one DMA, refused
+   * (ERR_VFIO_NOT_CONTIGUOUS) unless those bytes are contiguous in physical
+   * memory too: a device given one address walks physical memory, not the
+   * buffer's pages. Use segments() to build a scatter-gather list instead.
+   */
+  busRange(offset: number, length: number): bigint {
+    const [at, n] = this.#range(offset, length);
+    const pieces = this.#segments(at, n);
+    if (pieces.length > 1) {
+      throw new VfioError(
+        RuleCode.NOT_CONTIGUOUS,
+        `${this.description}: bytes ${hex(at)}+${hex(n)} are not contiguous in physical memory (the page at buffer offset ${hex(pieces[1].offset)} is at ${hex(pieces[1].busAddress)}, ` +
+          `not right after the one before it); DMA them in pieces (lock.segments(offset, length)) or keep a DMA inside one page`,
+      );
+    }
+    return pieces[0].busAddress;
+  }
+
+  /** [offset, offset + length) (default: the whole buffer) as physically contiguous pieces, in order: a scatter-gather list. */
+  segments(offset = 0, length?: number): { offset: number; busAddress: bigint; length: number }[] {
+    const from = argSize(offset, 'offset');
+    if (length === undefined && from >= this.buffer.size) throw rangeError('offset', `< the buffer's size ${this.buffer.size}`, offset);
+    const [at, n] = this.#range(from, length ?? this.buffer.size - from);
+    return this.#segments(at, n);
+  }
+
+  #range(offset: unknown, length: unknown): [number, number] {
+    const at = argSize(offset, 'offset');
+    const n = argSize(length, 'length');
+    if (n === 0) throw rangeError('length', '> 0', length);
+    this.buffer.checkRange(at, n);
+    this.#assertLocked();
+    return [at, n];
+  }
+
+  #segments(at: number, n: number): { offset: number; busAddress: bigint; length: number }[] {
+    const out: { offset: number; busAddress: bigint; length: number }[] = [];
+    for (let o = at; o < at + n; ) {
+      const take = Math.min(at + n - o, this.pageSize - (o % this.pageSize));
+      const bus = this.#pages[Math.floor(o / this.pageSize)] + BigInt(o % this.pageSize);
+      const last = out[out.length - 1];
+      if (last && last.busAddress + BigInt(last.length) === bus) last.length += take;
+      else out.push({ offset: o, busAddress: bus, length: take });
+      o += take;
+    }
+    return out;
+  }
+
   /** Unlock (munlock): from now on the device must not be given these addresses. Same as close(). */
   unlock(): void {
     this.close();

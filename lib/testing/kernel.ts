@@ -241,11 +241,13 @@ export class MockKernel implements N.NativeBinding {
   /** The process has CAP_SYS_ADMIN: /proc/self/pagemap shows page frame numbers (0 without it). */
   capSysAdmin = true;
   /**
-   * The next page frame a new buffer's pages get, two apart so a buffer is
-   * never physically contiguous (as real memory rarely is). Set it to place
-   * buffers elsewhere in "physical memory" (above a device's DMA mask).
+   * The next page frame a new buffer's pages get (pfnStride apart: by
+   * default never physically contiguous). Set it to place buffers elsewhere
+   * in "physical memory" (above a device's DMA mask).
    */
   nextPfn = 0x2000n;
+  /** How far apart consecutive pages of a buffer land (1n: physically contiguous). */
+  pfnStride = 2n;
   /** noiommu DMA to a physical address that is no buffer's page (on a real machine: whatever memory is there). */
   readonly strayDma: IommuFault[] = [];
   /** Page frame → the buffer page it backs (noiommu DMA goes by physical address). */
@@ -262,7 +264,7 @@ export class MockKernel implements N.NativeBinding {
     for (let i = 0; i * PAGE < b.size; i++) {
       b.pfns.push(this.nextPfn);
       this.#physical.set(this.nextPfn, { buffer: b, page: i });
-      this.nextPfn += 2n;
+      this.nextPfn += this.pfnStride;
     }
     this.buffers.push(b);
     return b;

@@ -199,6 +199,31 @@ describe('noiommu', () => {
       buffer.close();
     });
 
+    it('busRange() gives one DMA its address only where the bytes are physically contiguous; segments() lists the pieces', () => {
+      const { container, noIommu } = openNoIommu();
+      const apart = noIommu.lock(DmaBuffer.allocate(3 * 4096));
+      const mock = fake.k.buffers.at(-1)!;
+      assert.equal(apart.busRange(100, 3996), mock.pfns[0] * 4096n + 100n, 'inside one page');
+      throwsCode(() => apart.busRange(4000, 200), 'ERR_VFIO_NOT_CONTIGUOUS', /offset 0x1000 is at 0x[0-9a-f]+, not right after.*lock\.segments/);
+      assert.deepEqual(apart.segments(4000, 200), [
+        { offset: 4000, busAddress: mock.pfns[0] * 4096n + 4000n, length: 96 },
+        { offset: 4096, busAddress: mock.pfns[1] * 4096n, length: 104 },
+      ]);
+      assert.equal(apart.segments().length, 3);
+      throwsCode(() => apart.busRange(8192, 8192), 'ERR_VFIO_BUFFER_RANGE');
+      throwsCode(() => apart.busRange(0, 0), 'ERR_OUT_OF_RANGE');
+      fake.k.pfnStride = 1n;
+      const together = noIommu.lock(DmaBuffer.allocate(3 * 4096));
+      const m2 = fake.k.buffers.at(-1)!;
+      assert.equal(together.busRange(4000, 200), m2.pfns[0] * 4096n + 4000n, 'adjacent pages: one range');
+      assert.deepEqual(together.segments(), [{ offset: 0, busAddress: m2.pfns[0] * 4096n, length: 3 * 4096 }]);
+      const [b1, b2] = [apart.buffer, together.buffer];
+      container.close();
+      throwsCode(() => together.segments(), 'ERR_VFIO_CLOSED');
+      b1.close();
+      b2.close();
+    });
+
     it('a locked buffer cannot be freed; once unlocked it can, and its bus addresses are gone', () => {
       const { container, noIommu } = openNoIommu();
       const buffer = DmaBuffer.allocate(4096);

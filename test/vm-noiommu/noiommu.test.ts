@@ -142,6 +142,8 @@ describe('noiommu on the real kernel (edu, no IOMMU)', () => {
     const buffers: DmaBuffer[] = [];
     let low: { lock: DmaLock; offset: number };
     let high: { lock: DmaLock; offset: number };
+    /** Two pages next to each other in physical memory, both below edu's limit: the first's offset. */
+    let pair: { lock: DmaLock; offset: number };
 
     // Lock memory until a page below edu's 256 MiB limit turns up (and one
     // above it, for the clamp); the rest is unlocked and freed again.
@@ -149,8 +151,9 @@ describe('noiommu on the real kernel (edu, no IOMMU)', () => {
       world = openNoIommu();
       let lowAt: typeof low | undefined;
       let highAt: typeof high | undefined;
+      let pairAt: typeof pair | undefined;
       const seen: bigint[] = [];
-      for (let i = 0; i < SEARCH_CHUNKS && !(lowAt && highAt); i++) {
+      for (let i = 0; i < SEARCH_CHUNKS && !(lowAt && highAt && pairAt); i++) {
         const b = DmaBuffer.allocate(SEARCH_CHUNK);
         buffers.push(b);
         const lock = world.noIommu.lock(b);
@@ -158,14 +161,18 @@ describe('noiommu on the real kernel (edu, no IOMMU)', () => {
         seen.push(...pages);
         const l = pages.findIndex((a) => a + BigInt(PAGE) <= EDU_DMA_LIMIT);
         const h = pages.findIndex((a) => a >= EDU_DMA_LIMIT);
+        const p = pages.findIndex((a, j) => j + 1 < pages.length && pages[j + 1] === a + BigInt(PAGE) && a + BigInt(2 * PAGE) <= EDU_DMA_LIMIT);
         if (!lowAt && l >= 0) lowAt = { lock, offset: l * PAGE };
         if (!highAt && h >= 0) highAt = { lock, offset: h * PAGE };
+        if (!pairAt && p >= 0) pairAt = { lock, offset: p * PAGE };
       }
       const range = `locked ${seen.length} pages, bus addresses 0x${seen.reduce((a, b) => (b < a ? b : a)).toString(16)}-0x${seen.reduce((a, b) => (b > a ? b : a)).toString(16)}`;
       if (!lowAt) throw new Error(`no page below edu's 28-bit DMA limit (256 MiB) turned up: ${range}; boot the guest with less memory`);
       if (!highAt) throw new Error(`no page above edu's 28-bit DMA limit turned up: ${range}`);
+      if (!pairAt) throw new Error(`no two physically adjacent pages below edu's limit turned up: ${range}`);
       low = lowAt;
       high = highAt;
+      pair = pairAt;
       console.log(`      (${range}; low page at 0x${low.lock.busAddress(low.offset).toString(16)}, high at 0x${high.lock.busAddress(high.offset).toString(16)})`);
     });
     after(() => {
@@ -178,13 +185,27 @@ describe('noiommu on the real kernel (edu, no IOMMU)', () => {
       const src = low.lock.buffer.bytes(low.offset, n);
       for (let i = 0; i < n; i++) src[i] = (i * 7 + 3) & 0xff;
       const expected = Buffer.from(src);
-      await world.edu.toDevice(low.lock.busAddress(low.offset), n);
+      await world.edu.toDevice(low.lock.busRange(low.offset, n), n);
       src.fill(0);
-      await world.edu.toRam(low.lock.busAddress(low.offset), n);
+      await world.edu.toRam(low.lock.busRange(low.offset, n), n);
       assert.deepEqual(Buffer.from(low.lock.buffer.bytes(low.offset, n)), expected);
     });
 
-    it('into the middle of a page, and into a second page, at busAddress(offset)', async () => {
+    it('across a page boundary where the two pages are adjacent in physical memory (busRange allows it)', async () => {
+      const n = EDU_MAX_DMA;
+      const at = pair.offset + PAGE / 2;
+      const bytes = pair.lock.buffer.bytes(at, n);
+      for (let i = 0; i < n; i++) bytes[i] = (i * 13 + 1) & 0xff;
+      const expected = Buffer.from(bytes);
+      const bus = pair.lock.busRange(at, n);
+      assert.equal(pair.lock.segments(at, n).length, 1);
+      await world.edu.toDevice(bus, n);
+      bytes.fill(0);
+      await world.edu.toRam(bus, n);
+      assert.deepEqual(Buffer.from(pair.lock.buffer.bytes(at, n)), expected);
+    });
+
+    it('into the middle of the page: busAddress(offset) is the page’s address plus the offset in it', async () => {
       const n = 1000;
       const at = low.offset + 2048;
       const src = low.lock.buffer.bytes(low.offset, n);
