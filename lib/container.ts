@@ -151,7 +151,7 @@ export class Container extends Resource {
       throw new VfioError(
         RuleCode.IOMMU_MISMATCH,
         unsafe.noIommu
-          ? `${this.description}: ${unsafe.description} is a noiommu group (no IOMMU behind its device), so no IOMMU model can serve it; call setIommu('noiommu')`
+          ? `${this.description}: ${unsafe.description} has no IOMMU behind its device, so no IOMMU model can serve it; call setIommu('noiommu')`
           : `${this.description}: ${unsafe.description} has an IOMMU; the noiommu model is only for noiommu groups (opened with { unsafeNoIommu: true })`,
       );
     }
