@@ -160,13 +160,12 @@ export class Device extends Resource {
 
   /** VFIO_DEVICE_GET_INFO, read when the device opened (a cdev device: when it was bound). */
   get info(): DeviceInfo {
+    if (this.#info !== null) return this.#info;
     this.assertUsable();
-    if (this.#info === null) {
-      try {
-        this.#info = describe(this.#native.getInfo());
-      } catch (e) {
-        rethrow(e, `${this.description}: reading its info`);
-      }
+    try {
+      this.#info = describe(this.#native.getInfo());
+    } catch (e) {
+      rethrow(e, `${this.description}: reading its info`);
     }
     return this.#info;
   }

@@ -78,7 +78,11 @@ export class IommuFd extends Resource {
     try {
       ioas = new Ioas(this, this.#native, id);
     } catch (e) {
-      this.#native.destroy(id);
+      try {
+        this.#native.destroy(id);
+      } catch {
+        // the fd's close frees it in any case; the first error is the one to see
+      }
       throw e;
     }
     this.#ioas.push(ioas);
