@@ -240,6 +240,9 @@ export abstract class Iommu {
   /** Usable IOVA ranges, inclusive ends, sorted. */
   abstract windows(): { start: bigint; end: bigint }[];
 
+  /** @internal A device behind this IOMMU opened: models whose ranges can change then re-read them. */
+  deviceOpened(): void {}
+
   /** @internal Live mappings, for teardown(). */
   get mappingCount(): number {
     return this.#mappings.size;
