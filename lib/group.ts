@@ -203,7 +203,7 @@ export class Group extends Resource {
     const device = Device.create(this, name, handle);
     this.#devices.push(device);
     try {
-      this.#container.iommu.deviceOpened();
+      this.#container.iommu?.deviceOpened(); // none with the noiommu model
     } catch (e) {
       device.close();
       throw e;
