@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, Group, Kvm } from '../../lib';
+import { captureWarnings } from '../fixtures/warnings';
 import { EDU, openEdu, useFakeKernel } from './fake/setup';
 import { hostile, hostileObject, JUNK, show } from '../hostile-values';
 
@@ -17,15 +18,7 @@ describe('hostile arguments at every public boundary', () => {
   ]);
 
   /** fn with process warnings kept off stderr (a noiommu open emits one). */
-  function quiet<T>(fn: () => T): T {
-    const emit = process.emitWarning;
-    process.emitWarning = () => {};
-    try {
-      return fn();
-    } finally {
-      process.emitWarning = emit;
-    }
-  }
+  const quiet = <T>(fn: () => T): T => captureWarnings(fn).result;
 
   /** A noiommu container (group 5, model set) and a buffer locked in it; its open's warning kept off stderr. */
   function noIommuWorld() {

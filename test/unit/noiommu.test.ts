@@ -10,23 +10,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Container, DmaBuffer, DmaLock, Group, NOIOMMU_WARNING_CODE, NoIommu } from '../../lib';
 import { EduModel } from '../../lib/testing';
+import { captureWarnings as warnings } from '../fixtures/warnings';
 import { EDU, throwsCode, useFakeKernel } from './fake/setup';
 
 const NOIOMMU_DEV = '0000:00:05.0';
-
-/** Captures process warnings (and keeps them off stderr) while fn runs. */
-function warnings<T>(fn: () => T): { result: T; warnings: { message: string; code?: string; type: string }[] } {
-  const seen: { message: string; code?: string; type: string }[] = [];
-  const original = process.emitWarning;
-  process.emitWarning = ((message: string, options?: { code?: string; type?: string }) => {
-    seen.push({ message, code: options?.code, type: options?.type ?? 'Warning' });
-  }) as typeof process.emitWarning;
-  try {
-    return { result: fn(), warnings: seen };
-  } finally {
-    process.emitWarning = original;
-  }
-}
 
 /** A /dev with the nodes the mock kernel has: /dev/vfio/3 and /dev/vfio/noiommu-5. */
 function devRoot(): string {

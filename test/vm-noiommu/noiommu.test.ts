@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Container, DmaBuffer, type DmaLock, Group, type NoIommu, NOIOMMU_WARNING_CODE } from '../../lib';
 import { native } from '../../lib/native';
 import { Edu, EDU_MAX_DMA } from '../../examples/edu/edu';
+import { captureWarnings } from '../fixtures/warnings';
 import { errorOf } from '../vm/raw';
 import { isEdu, lockedKb, testEnv, type TestEnv } from '../vm/env';
 
@@ -22,20 +23,6 @@ const SEARCH_CHUNK = 64 * 1024 * 1024;
 const SEARCH_CHUNKS = 8;
 /** TAINT_USER: the kernel sets it when it makes a noiommu group. */
 const TAINT_USER = 1 << 6;
-
-/** fn with this process's warnings captured instead of printed. */
-function capturingWarnings<T>(fn: () => T): { result: T; warnings: { message: string; code?: string }[] } {
-  const seen: { message: string; code?: string }[] = [];
-  const original = process.emitWarning;
-  process.emitWarning = ((message: string, options?: { code?: string }) => {
-    seen.push({ message, code: options?.code });
-  }) as typeof process.emitWarning;
-  try {
-    return { result: fn(), warnings: seen };
-  } finally {
-    process.emitWarning = original;
-  }
-}
 
 /** A child node process on this project, as root but without the given capability (setpriv drops it for good). */
 function withoutCapability(cap: string, script: string): { status: number | null; stdout: string; stderr: string } {
@@ -60,7 +47,7 @@ describe('noiommu on the real kernel (edu, no IOMMU)', () => {
   /** A container with edu's noiommu group and the noiommu model, and the edu driver on it. */
   function openNoIommu(): { container: Container; noIommu: NoIommu; edu: Edu } {
     const container = Container.open();
-    capturingWarnings(() => container.openGroup(env.group, { unsafeNoIommu: true }));
+    captureWarnings(() => container.openGroup(env.group, { unsafeNoIommu: true }));
     const noIommu = container.setIommu('noiommu');
     const edu = new Edu(container.groups[0].openDevice(env.bdf));
     return { container, noIommu, edu };
@@ -76,7 +63,7 @@ describe('noiommu on the real kernel (edu, no IOMMU)', () => {
     });
 
     it('the opt-in opens /dev/vfio/noiommu-N and emits the VFIO_NOIOMMU warning', () => {
-      const { result: group, warnings } = capturingWarnings(() => Group.open(env.group, { unsafeNoIommu: true }));
+      const { result: group, warnings } = captureWarnings(() => Group.open(env.group, { unsafeNoIommu: true }));
       try {
         assert.equal(group.path, `/dev/vfio/noiommu-${env.group}`);
         assert.equal(warnings.length, 1);
@@ -107,7 +94,7 @@ describe('noiommu on the real kernel (edu, no IOMMU)', () => {
     it('offers only the noiommu model to a noiommu group: type1 is refused first, the kernel says ENODEV', () => {
       const container = Container.open();
       try {
-        capturingWarnings(() => container.openGroup(env.group, { unsafeNoIommu: true }));
+        captureWarnings(() => container.openGroup(env.group, { unsafeNoIommu: true }));
         assert.equal(container.checkExtension(C().VFIO_TYPE1v2_IOMMU), 0);
         assert.equal(container.checkExtension(C().VFIO_NOIOMMU_IOMMU), 1);
         assert.equal(errorOf(() => container.setIommu('type1v2'))?.code, 'ERR_VFIO_IOMMU_MISMATCH');
