@@ -219,6 +219,40 @@ describe('noiommu on the real kernel (edu, no IOMMU)', () => {
     });
   });
 
+  describe("the kernel's VFIO-compatible container on /dev/iommu", () => {
+    it('takes the noiommu group and model too, and edu DMAs by bus address through it', async () => {
+      const container = Container.open({ path: '/dev/iommu' });
+      const buffers: DmaBuffer[] = [];
+      try {
+        const group = captureWarnings(() => container.openGroup(env.group, { unsafeNoIommu: true })).result;
+        assert.equal(container.checkExtension(C().VFIO_NOIOMMU_IOMMU), 1);
+        assert.equal(errorOf(() => container.setIommu('type1v2'))?.code, 'ERR_VFIO_IOMMU_MISMATCH');
+        const noIommu = container.setIommu('noiommu');
+        const edu = new Edu(group.openDevice(env.bdf));
+        // A page below edu's limit: lock memory until one turns up.
+        let found: { lock: DmaLock; offset: number } | undefined;
+        for (let i = 0; i < SEARCH_CHUNKS && !found; i++) {
+          const b = DmaBuffer.allocate(SEARCH_CHUNK);
+          buffers.push(b);
+          const lock = noIommu.lock(b);
+          const at = lock.pages.findIndex((a) => a + BigInt(PAGE) <= EDU_DMA_LIMIT);
+          if (at >= 0) found = { lock, offset: at * PAGE };
+        }
+        if (!found) throw new Error(`no page below edu's DMA limit in ${SEARCH_CHUNKS} locked chunks`);
+        const bus = found.lock.busRange(found.offset, 64);
+        const bytes = found.lock.buffer.bytes(found.offset, 64);
+        bytes.set(Buffer.alloc(64, 0xa5));
+        await edu.toDevice(bus, 64);
+        bytes.fill(0);
+        await edu.toRam(bus, 64);
+        assert.deepEqual(Buffer.from(bytes), Buffer.alloc(64, 0xa5));
+      } finally {
+        container.close();
+        buffers.forEach((b) => b.close());
+      }
+    });
+  });
+
   describe('locks on the real kernel', () => {
     it('lock() pins the pages (VmLck), and the container close unlocks them', () => {
       const { container, noIommu } = openNoIommu();
