@@ -22,6 +22,7 @@
         "native/region_mmap.cc",
         "native/mapped_memory.cc",
         "native/dma_buffer.cc",
+        "native/dma_buffer_lock.cc",
         "native/eventfd.cc",
         "native/kvm.cc",
         "native/vm_routes.cc",

@@ -10,6 +10,7 @@ import { Group, type GroupOptions } from './group';
 import type { Iommu } from './iommu';
 import { containerOpenHint } from './hints';
 import { native, type NativeContainer } from './native';
+import { NoIommu } from './noiommu';
 import { closerOf, Resource } from './resource';
 import { readSpaprOptions, SpaprTceIommu, type SpaprOptions } from './spapr';
 import { teardown } from './teardown';
@@ -20,6 +21,8 @@ export type IommuType = 'type1v2' | 'type1' | 'spapr-v2' | 'spapr';
 
 /** Preference order when the caller does not name a model. */
 const PREFERENCE: IommuType[] = ['type1v2', 'type1', 'spapr-v2', 'spapr'];
+/** What setIommu() accepts: an IOMMU model, or 'noiommu' (no IOMMU at all; named only explicitly). */
+const MODELS: (IommuType | 'noiommu')[] = [...PREFERENCE, 'noiommu'];
 
 /** Options of {@link Container.open}. */
 export interface ContainerOptions {
@@ -35,6 +38,7 @@ export class Container extends Resource {
   readonly #native: NativeContainer;
   readonly #groups: Group[] = [];
   #iommu: Iommu | null = null;
+  #noIommu: NoIommu | null = null;
 
   private constructor(path: string, handle: NativeContainer, apiVersion: number) {
     super();
@@ -95,9 +99,14 @@ export class Container extends Resource {
     return [...this.#groups];
   }
 
-  /** The IOMMU model set on the container, null before setIommu(). */
+  /** The IOMMU model set on the container, null before setIommu() (and for the noiommu model). */
   get iommu(): Iommu | null {
     return this.#iommu;
+  }
+
+  /** The noiommu model, once setIommu('noiommu') set it; null otherwise. */
+  get noIommu(): NoIommu | null {
+    return this.#noIommu;
   }
 
   /** Opens group `id` (/dev/vfio/<id>) and attaches it to this container. */
@@ -116,14 +125,19 @@ export class Container extends Resource {
   /**
    * VFIO_SET_IOMMU. Needs at least one attached group (the kernel sets the
    * model for the groups in the container). Without a type, the best the
-   * kernel offers: type1v2, type1, sPAPR v2, sPAPR.
+   * kernel offers: type1v2, type1, sPAPR v2, sPAPR. 'noiommu' (never chosen
+   * for you) is the model of noiommu groups only: it maps nothing (see
+   * NoIommu.lock).
    */
-  setIommu(type?: IommuType, options?: SpaprOptions): Iommu {
-    if (type !== undefined) argOneOf(type, 'type', PREFERENCE);
+  setIommu(type: 'noiommu'): NoIommu;
+  setIommu(type?: IommuType, options?: SpaprOptions): Iommu;
+  setIommu(type?: IommuType | 'noiommu', options?: SpaprOptions): Iommu | NoIommu {
+    if (type !== undefined) argOneOf(type, 'type', MODELS);
     const spapr = readSpaprOptions(options);
     this.assertOpen();
-    if (this.#iommu) {
-      throw new VfioError(RuleCode.IOMMU_ALREADY_SET, `${this.description} already has the ${this.#iommu.kind} IOMMU set`);
+    const set = this.#iommu ?? this.#noIommu;
+    if (set) {
+      throw new VfioError(RuleCode.IOMMU_ALREADY_SET, `${this.description} already has the ${set.kind} IOMMU set`);
     }
     if (this.#groups.length === 0) {
       throw new VfioError(
@@ -131,6 +145,17 @@ export class Container extends Resource {
         `${this.description} has no group attached; attach one first (container.openGroup(id)), then set the IOMMU`,
       );
     }
+    // Groups of one kind only (Group.attach): the first tells which.
+    const unsafe = this.#groups[0];
+    if (unsafe.noIommu !== (type === 'noiommu')) {
+      throw new VfioError(
+        RuleCode.IOMMU_MISMATCH,
+        unsafe.noIommu
+          ? `${this.description}: ${unsafe.description} has no IOMMU behind its device, so no IOMMU model can serve it; call setIommu('noiommu')`
+          : `${this.description}: ${unsafe.description} has an IOMMU; the noiommu model is only for noiommu groups (opened with { unsafeNoIommu: true })`,
+      );
+    }
+    if (type === 'noiommu') return this.#setNoIommu();
     // One CHECK_EXTENSION for a named model; the whole list only to choose one or to explain a refusal.
     const chosen = type ?? this.supportedIommus()[0];
     if (chosen === undefined) {
@@ -154,13 +179,46 @@ export class Container extends Resource {
     return this.#iommu;
   }
 
+  #setNoIommu(): NoIommu {
+    const model = native().constants.VFIO_NOIOMMU_IOMMU;
+    if (this.checkExtension(model) <= 0) {
+      throw new VfioError(
+        RuleCode.IOMMU_UNSUPPORTED,
+        `${this.description}: the kernel does not offer the noiommu model (boot with vfio.enable_unsafe_noiommu_mode=1 on a kernel built with CONFIG_VFIO_NOIOMMU)`,
+      );
+    }
+    try {
+      this.#native.setIommu(model);
+    } catch (e) {
+      rethrow(e, `${this.description}: setting the noiommu model`, (code) => (code === 'EPERM' ? 'the noiommu model needs CAP_SYS_RAWIO' : undefined));
+    }
+    this.#noIommu = new NoIommu(this);
+    return this.#noIommu;
+  }
+
   /** The IOMMU, or ERR_VFIO_IOMMU_NOT_SET naming the missing step. */
   requireIommu(): Iommu {
     this.assertOpen();
+    if (this.#noIommu) {
+      throw new VfioError(
+        RuleCode.IOMMU_MISMATCH,
+        `${this.description} has the noiommu model: nothing is mapped through an IOMMU; lock buffers with container.noIommu.lock(buffer) and give the device their bus addresses`,
+      );
+    }
     if (!this.#iommu) {
       throw new VfioError(RuleCode.IOMMU_NOT_SET, `${this.description} has no IOMMU model set; call container.setIommu() after attaching the group`);
     }
     return this.#iommu;
+  }
+
+  /** @internal Group.openDevice(): some model (an IOMMU, or noiommu) is set. */
+  get modelSet(): boolean {
+    return this.#iommu !== null || this.#noIommu !== null;
+  }
+
+  /** @internal Group.attach(): whether the attached groups are noiommu ones; null with none attached. */
+  get noIommuGroups(): boolean | null {
+    return this.#groups.length === 0 ? null : this.#groups[0].noIommu;
   }
 
   /** @internal Group.attach(): the fd SET_CONTAINER takes. */
@@ -186,11 +244,20 @@ export class Container extends Resource {
       this.#iommu.contextGone();
       this.#iommu = null;
     }
+    if (this.#groups.length === 0 && this.#noIommu) {
+      this.#noIommu.contextGone();
+      this.#noIommu = null;
+    }
   }
 
   /** @internal The IOMMU whose context goes if `leaving` all leave (every group attached is among them). */
   iommuLeavingWith(leaving: readonly Group[]): Iommu | null {
     return this.#groups.every((g) => leaving.includes(g)) ? this.#iommu : null;
+  }
+
+  /** @internal The noiommu model whose locks go if `leaving` all leave. */
+  noIommuLeavingWith(leaving: readonly Group[]): NoIommu | null {
+    return this.#groups.every((g) => leaving.includes(g)) ? this.#noIommu : null;
   }
 
   /** @internal teardown(), step 5. */
@@ -206,6 +273,7 @@ export class Container extends Resource {
       verb: 'close',
       devices: groups.flatMap((g) => g.devices),
       iommu: this.#iommu,
+      noIommu: this.#noIommu,
       kvm: groups.flatMap((g) => g.kvmRegistrations()),
       unset: groups,
       fds: [...groups, this],

@@ -89,7 +89,7 @@ export class BufferUsers<U extends BufferUser = BufferUser> {
     const names = this.list().map((u) => u.description).join(', ');
     throw new VfioError(
       RuleCode.BUFFER_IN_USE,
-      `${description} cannot be freed while a device can still DMA to or from it (${names}); unmap it first, or close the container`,
+      `${description} cannot be freed while a device can still DMA to or from it (${names}); unmap it first (a noiommu lock: unlock it), or close the container`,
     );
   }
 }

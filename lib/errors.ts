@@ -77,6 +77,18 @@ export const RuleCode = {
   KVM_EXISTS: 'ERR_VFIO_KVM_EXISTS',
   /** Group is not registered with the KVM-VFIO device. */
   KVM_NOT_REGISTERED: 'ERR_VFIO_KVM_NOT_REGISTERED',
+  /** A noiommu group (/dev/vfio/noiommu-N: no IOMMU isolates its device) opened without `{ unsafeNoIommu: true }`. */
+  NOIOMMU_OPT_IN: 'ERR_VFIO_NOIOMMU_OPT_IN',
+  /** `unsafeNoIommu: true` for a group that has an IOMMU: open it the regular way. */
+  NOT_NOIOMMU: 'ERR_VFIO_NOT_NOIOMMU',
+  /** noiommu and IOMMU-backed groups or models mixed in one container (the kernel says EPERM or ENODEV). */
+  IOMMU_MISMATCH: 'ERR_VFIO_IOMMU_MISMATCH',
+  /** /proc/self/pagemap gave no physical frame for a page (it shows PFNs only to CAP_SYS_ADMIN). */
+  NO_BUS_ADDRESS: 'ERR_VFIO_NO_BUS_ADDRESS',
+  /** noiommu: a DMA range that is not contiguous in physical memory (its pages are apart). */
+  NOT_CONTIGUOUS: 'ERR_VFIO_NOT_CONTIGUOUS',
+  /** The buffer is locked for noiommu DMA already (mlock does not count: one lock per buffer). */
+  ALREADY_LOCKED: 'ERR_VFIO_ALREADY_LOCKED',
   /** No such PCI device or IOMMU group in sysfs. */
   NO_DEVICE: 'ERR_VFIO_NO_DEVICE',
   /** The device has no IOMMU group (the IOMMU is off or does not cover it). */

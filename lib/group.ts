@@ -2,13 +2,14 @@
 // Its devices can be opened only once it is viable, attached to a container,
 // and the container has an IOMMU model: each missing step has its own error.
 
-import { argInstance, argInt, argName, argOptions, optionField, typeError } from './args';
+import { argBool, argInstance, argInt, argName, argOptions, optionField, typeError } from './args';
 import { Container } from './container';
 import { Device } from './device';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { groupOpenHint } from './hints';
 import type { KvmVfioDevice } from './kvm';
 import { native, type NativeGroup } from './native';
+import { groupKindRefusal, groupNodePath, warnNoIommu } from './noiommu';
 import { Resource } from './resource';
 import { explainNotViable, iommuGroupOf, readIommuGroup } from './sysfs';
 import { teardown } from './teardown';
@@ -19,6 +20,14 @@ export interface GroupOptions {
   devRoot?: string;
   /** Where sysfs is; default '/sys' (used to explain a non-viable group). */
   sysfsRoot?: string;
+  /**
+   * Open a noiommu group (/dev/vfio/noiommu-<id>): a device no IOMMU
+   * isolates, which can DMA anywhere in memory. Default false; without it a
+   * noiommu group is refused (ERR_VFIO_NOIOMMU_OPT_IN), and with it a group
+   * that has an IOMMU is (ERR_VFIO_NOT_NOIOMMU). Each open emits a
+   * process warning (code 'VFIO_NOIOMMU'). Needs CAP_SYS_RAWIO.
+   */
+  unsafeNoIommu?: boolean;
 }
 
 /** VFIO_GROUP_GET_STATUS as the kernel reports it. */
@@ -40,6 +49,8 @@ export class Group extends Resource {
   readonly id: number;
   readonly path: string;
   readonly description: string;
+  /** A noiommu group (opened with { unsafeNoIommu: true }): no IOMMU isolates its devices. */
+  readonly noIommu: boolean;
   readonly #native: NativeGroup;
   readonly #options: GroupOptions;
   readonly #devices: Device[] = [];
@@ -52,7 +63,8 @@ export class Group extends Resource {
     this.path = path;
     this.#native = handle;
     this.#options = options;
-    this.description = `group ${id}`;
+    this.noIommu = options.unsafeNoIommu === true;
+    this.description = this.noIommu ? `noiommu group ${id}` : `group ${id}`;
     openPaths.add(path);
     this.track(() => {
       openPaths.delete(path);
@@ -62,17 +74,27 @@ export class Group extends Resource {
     });
   }
 
-  /** Opens /dev/vfio/<id>. A group can be open once system-wide (EBUSY otherwise). */
+  /**
+   * Opens /dev/vfio/<id> (with `unsafeNoIommu`, /dev/vfio/noiommu-<id>). A
+   * group can be open once system-wide (EBUSY otherwise).
+   */
   static open(id: number, options?: GroupOptions): Group {
     argInt(id, 'id', 0, 0x7fffffff);
     const o = readGroupOptions(options);
-    const path = `${o.devRoot ?? '/dev'}/vfio/${id}`;
+    const devRoot = o.devRoot ?? '/dev';
+    const unsafe = o.unsafeNoIommu === true;
+    const path = groupNodePath(devRoot, id, unsafe);
     let handle: NativeGroup;
     try {
       handle = native().openGroup(path);
     } catch (e) {
-      rethrow(e, `opening group ${id}`, (code) => groupOpenHint(code, id, path, openPaths.has(path)), path);
+      // Never the other kind by accident: a group that exists as the other kind is refused, naming the option.
+      const refusal = (e as { code?: unknown }).code === 'ENOENT' ? groupKindRefusal(devRoot, id, unsafe) : undefined;
+      if (refusal) throw refusal;
+      rethrow(e, `opening ${unsafe ? 'noiommu ' : ''}group ${id}`, (code) =>
+        unsafe && code === 'EPERM' ? `opening a noiommu group needs CAP_SYS_RAWIO` : groupOpenHint(code, id, path, openPaths.has(path)), path);
     }
+    if (unsafe) warnNoIommu(id, path);
     return new Group(id, path, handle, o);
   }
 
@@ -115,6 +137,13 @@ export class Group extends Resource {
       );
     }
     this.#assertViable();
+    const kind = container.noIommuGroups;
+    if (kind !== null && kind !== this.noIommu) {
+      throw new VfioError(
+        RuleCode.IOMMU_MISMATCH,
+        `${this.description} cannot join ${container.description}: ${this.noIommu ? 'its groups have an IOMMU and this one has none' : 'its groups are noiommu groups and this one has an IOMMU'}; use a container per kind`,
+      );
+    }
     const handle = container.handle();
     try {
       this.#native.setContainer(handle);
@@ -141,6 +170,7 @@ export class Group extends Resource {
       verb: 'detach',
       devices: this.devices,
       iommu: container.iommuLeavingWith([this]),
+      noIommu: container.noIommuLeavingWith([this]),
       kvm: [],
       unset: [this],
       fds: [],
@@ -158,7 +188,7 @@ export class Group extends Resource {
         `cannot open ${name}: ${this.description} is not attached to a container; call container.openGroup(${this.id}) or group.attach(container) first`,
       );
     }
-    if (!this.#container.iommu) {
+    if (!this.#container.modelSet) {
       throw new VfioError(
         RuleCode.IOMMU_NOT_SET,
         `cannot open ${name}: ${this.#container.description} has no IOMMU model set; call container.setIommu() first`,
@@ -173,7 +203,7 @@ export class Group extends Resource {
     const device = Device.create(this, name, handle);
     this.#devices.push(device);
     try {
-      this.#container.iommu.deviceOpened();
+      this.#container.iommu?.deviceOpened(); // none with the noiommu model
     } catch (e) {
       device.close();
       throw e;
@@ -267,6 +297,7 @@ export class Group extends Resource {
       verb: 'close',
       devices: this.devices,
       iommu: container ? container.iommuLeavingWith([this]) : null,
+      noIommu: container ? container.noIommuLeavingWith([this]) : null,
       kvm: this.kvmRegistrations(),
       unset: container ? [this] : [],
       fds: [this],
@@ -283,5 +314,7 @@ function readGroupOptions(options: unknown): GroupOptions {
     if (typeof v !== 'string') throw typeError(`options.${key}`, 'of type string', v);
     out[key] = v;
   }
+  const unsafe = optionField(o, 'unsafeNoIommu', 'options.unsafeNoIommu');
+  if (unsafe !== undefined) out.unsafeNoIommu = argBool(unsafe, 'options.unsafeNoIommu');
   return out;
 }

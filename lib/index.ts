@@ -13,6 +13,8 @@ export { DmaMapping } from './dma-mapping';
 export { Iommu, type IommuKind, type MapOptions, type IovaRangeSpec } from './iommu';
 export { Type1Iommu, type Type1Info } from './type1';
 export { SpaprTceIommu, DmaWindow, MemoryRegistration, type SpaprInfo, type SpaprOptions } from './spapr';
+export { NoIommu, NOIOMMU_WARNING_CODE } from './noiommu';
+export { DmaLock } from './dma-lock';
 export { Kvm, Vm, KvmVfioDevice } from './kvm';
 export { Irqfd } from './irqfd';
 export { KvmSlot } from './kvm-slot';

@@ -280,6 +280,16 @@ export interface NativeDmaBuffer {
    * dangling.
    */
   arrayBuffer(): ArrayBuffer;
+  /** mlock(2) of the whole buffer: its pages stay resident (noiommu DMA goes to their physical addresses). */
+  mlock(): void;
+  /** munlock(2) of the whole buffer. */
+  munlock(): void;
+  /**
+   * pread of /proc/self/pagemap for the buffer's pages: one raw entry per
+   * system page (bit 63 present, bits 0-54 the PFN; the PFN reads 0 without
+   * CAP_SYS_ADMIN).
+   */
+  pagemap(): BigUint64Array;
   /** detach the ArrayBuffer, munmap, close the fd; idempotent. Throws EBUSY while an async map holds it. */
   close(): void;
 }

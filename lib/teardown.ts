@@ -8,6 +8,7 @@
 //                                             a cdev's registration needs its fd
 //   1. interrupts and BAR mmaps, then device fds  nothing may DMA or signal while mappings go
 //   2. DMA mappings, when the IOMMU context goes  the last group leaving drops it in the kernel;
+//      noiommu: the buffer locks (munlock)        the model goes with the last group too;
 //      an IOAS's mappings, then the IOAS         IOMMU_DESTROY (its devices closed or detached)
 //   3. KVM-VFIO registrations                     while the group fd still proves ownership
 //   4. group unset (VFIO_GROUP_UNSET_CONTAINER)   the last one takes the IOMMU context with it
@@ -29,6 +30,7 @@ import type { Iommu } from './iommu';
 import type { Ioas } from './ioas';
 import type { KvmVfioDevice } from './kvm';
 import { kvmUsesOf } from './kvm-uses';
+import type { NoIommu } from './noiommu';
 
 /** Something whose fd closes in step 5. */
 export interface FdCloser {
@@ -45,6 +47,8 @@ export interface Plan {
   readonly devices: readonly Device[];
   /** The IOMMU whose context goes with this teardown (the last group leaves), if any. */
   readonly iommu: Iommu | null;
+  /** The noiommu model whose buffer locks go with this teardown (the last group leaves), if any. */
+  readonly noIommu?: NoIommu | null;
   /** IO address spaces destroyed with it (an iommufd's close, an Ioas's destroy); their devices are gone by step 2. */
   readonly ioas?: readonly Ioas[];
   readonly kvm: readonly { device: KvmVfioDevice; file: Group | Device }[];
@@ -78,6 +82,15 @@ export function teardown(plan: Plan): void {
       const n = plan.iommu.mappingCount;
       plan.iommu.releaseAll();
       if (n > 0) done.push(`unmapped ${n} DMA mapping(s)`);
+    }
+    if (plan.noIommu) {
+      const locked = plan.noIommu.lockCount;
+      try {
+        plan.noIommu.releaseAll();
+      } finally {
+        const n = locked - plan.noIommu.lockCount;
+        if (n > 0) done.push(`unlocked ${n} noiommu DMA buffer(s)`);
+      }
     }
     for (const ioas of plan.ioas ?? []) {
       const n = ioas.mappingCount;

@@ -71,7 +71,9 @@ void DmaBuffer::Init(Napi::Env env, Napi::Object exports) {
   // None of its methods is on a hot path, and a VM manager may create one
   // buffer per memory slot: its methods stay on the prototype.
   Napi::Function constructor = Define(
-      env, {Method<&DmaBuffer::GetArrayBuffer>("arrayBuffer"), Method<&DmaBuffer::GetSeals>("seals")}, OwnMethods::kNone);
+      env, {Method<&DmaBuffer::GetArrayBuffer>("arrayBuffer"), Method<&DmaBuffer::GetSeals>("seals"),
+            Method<&DmaBuffer::Mlock>("mlock"), Method<&DmaBuffer::Munlock>("munlock"),
+            Method<&DmaBuffer::Pagemap>("pagemap")}, OwnMethods::kNone);
   DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetSize>(constructor, "size");
   DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetPageSize>(constructor, "pageSize");
   DefineGetter<DmaBuffer, DmaBuffer, &DmaBuffer::GetRegularFile>(constructor, "regularFile");

@@ -55,6 +55,13 @@ class DmaBuffer : public FdWrap<DmaBuffer> {
   Napi::Value GetArrayBuffer(const Napi::CallbackInfo& info);
   void Release() override;
 
+  // noiommu (dma_buffer_lock.cc): mlock/munlock of the whole buffer, and its
+  // pagemap entries, one per system page.
+  void* Memory(Napi::Env env) const;
+  Napi::Value Mlock(const Napi::CallbackInfo& info);
+  Napi::Value Munlock(const Napi::CallbackInfo& info);
+  Napi::Value Pagemap(const Napi::CallbackInfo& info);
+
   ExposedMemory memory_;
   size_t size_ = 0;
   size_t page_size_ = 0;

@@ -25,6 +25,8 @@ export class EduModel implements DeviceModel {
   readonly errors: string[] = [];
   /** DMAs done, for a test to count. */
   dmaCount = 0;
+  /** edu's dma_mask property (default 28 bits): a RAM address is clamped to it, as QEMU's edu does. */
+  dmaMask = (1n << 28n) - 1n;
   #bus: DeviceBus | null = null;
   #liveness = 0;
   #factorial = 0;
@@ -104,7 +106,12 @@ export class EduModel implements DeviceModel {
     const bus = this.#bus;
     const toRam = (cmd & 2n) !== 0n;
     const devAddr = toRam ? src : dst;
-    const ramAddr = toRam ? dst : src;
+    let ramAddr = toRam ? dst : src;
+    if ((ramAddr & this.dmaMask) !== ramAddr) {
+      // QEMU's edu goes on with the clamped address: with no IOMMU that is other memory.
+      this.errors.push(`EDU: clamping DMA 0x${ramAddr.toString(16)} to 0x${(ramAddr & this.dmaMask).toString(16)}`);
+      ramAddr &= this.dmaMask;
+    }
     const n = Number(count);
     this.#dma.cmd &= ~1n;
     if (devAddr < BigInt(BUFFER) || devAddr + count > BigInt(BUFFER + BUFFER_SIZE - 1) || n === 0) {
@@ -122,7 +129,9 @@ export class EduModel implements DeviceModel {
       this.dmaCount++;
     } catch (e) {
       // An IOMMU fault drops the DMA; the bus recorded it. edu still completes.
-      if ((e as { code?: string }).code !== 'ERR_MOCK_IOMMU_FAULT') throw e;
+      // A stray noiommu DMA is modelled the same way (on a machine it hits whatever memory is there).
+      const code = (e as { code?: string }).code;
+      if (code !== 'ERR_MOCK_IOMMU_FAULT' && code !== 'ERR_MOCK_STRAY_DMA') throw e;
     }
     if (cmd & 4n) this.#raise(DMA_IRQ);
   }

@@ -108,6 +108,8 @@ export interface MockGroupSpec {
   id: number;
   devices: string[];
   viable?: boolean;
+  /** A noiommu group (no IOMMU behind its devices): its node is /dev/vfio/noiommu-<id>. */
+  noiommu?: boolean;
 }
 
 /** A group's kernel side: its file is open while anything holds a reference to it. */
@@ -229,9 +231,50 @@ export class MockKernel implements N.NativeBinding {
   readonly buffers: MockDmaBuffer[] = [];
   readonly devices: MockDevice[] = [];
   readonly vms: MockVm[] = [];
+  /**
+   * vfio.enable_unsafe_noiommu_mode: the noiommu model is offered (the
+   * kernel makes noiommu groups only then). Default: when a group is one.
+   */
+  unsafeNoiommuMode: boolean;
+  /** The process has CAP_SYS_RAWIO (opening and using a noiommu group needs it). */
+  capSysRawio = true;
+  /** The process has CAP_SYS_ADMIN: /proc/self/pagemap shows page frame numbers (0 without it). */
+  capSysAdmin = true;
+  /**
+   * The next page frame a new buffer's pages get (pfnStride apart: by
+   * default never physically contiguous). Set it to place buffers elsewhere
+   * in "physical memory" (above a device's DMA mask).
+   */
+  nextPfn = 0x2000n;
+  /** How far apart consecutive pages of a buffer land (1n: physically contiguous). */
+  pfnStride = 2n;
+  /** noiommu DMA to a physical address that is no buffer's page (on a real machine: whatever memory is there). */
+  readonly strayDma: IommuFault[] = [];
+  /** Page frame → the buffer page it backs (noiommu DMA goes by physical address). */
+  readonly #physical = new Map<bigint, { buffer: MockDmaBuffer; page: number }>();
 
   constructor(groups: MockGroupSpec[] = [{ id: 3, devices: ['0000:00:03.0'] }]) {
     for (const spec of groups) this.groups.set(spec.id, new GroupState(spec));
+    this.unsafeNoiommuMode = groups.some((g) => g.noiommu === true);
+  }
+
+  /** A new buffer's pages get page frames (and the buffer this kernel, for mlock and pagemap). */
+  #place(b: MockDmaBuffer): MockDmaBuffer {
+    b.kernel = this;
+    for (let i = 0; i * PAGE < b.size; i++) {
+      b.pfns.push(this.nextPfn);
+      this.#physical.set(this.nextPfn, { buffer: b, page: i });
+      this.nextPfn += this.pfnStride;
+    }
+    this.buffers.push(b);
+    return b;
+  }
+
+  /** @internal noiommu DMA: the buffer page behind a physical address, null for none (or a freed one). */
+  physicalPage(address: bigint): { buffer: MockDmaBuffer; offset: number } | null {
+    const hit = this.#physical.get(address / BigInt(PAGE));
+    if (!hit || hit.buffer.closed) return null;
+    return { buffer: hit.buffer, offset: hit.page * PAGE + Number(address % BigInt(PAGE)) };
   }
 
   /** Log a syscall; throw if a failure was queued or injected for it. */
@@ -277,9 +320,11 @@ export class MockKernel implements N.NativeBinding {
 
   openGroup(path: string): N.NativeGroup {
     this.syscall('open');
-    const id = Number(/\/vfio\/(\d+)$/.exec(path)?.[1]);
-    const g = this.groups.get(id);
-    if (!g) throw Object.assign(sysError('ENOENT', 'open'), { path });
+    const m = /\/vfio\/(noiommu-)?(\d+)$/.exec(path);
+    const g = this.groups.get(Number(m?.[2]));
+    // /dev/vfio/N for a group with an IOMMU, /dev/vfio/noiommu-N for one without.
+    if (!g || (g.spec.noiommu === true) !== (m?.[1] !== undefined)) throw Object.assign(sysError('ENOENT', 'open'), { path });
+    if (g.spec.noiommu && !this.capSysRawio) throw Object.assign(sysError('EPERM', 'open'), { path });
     if (g.open) throw Object.assign(sysError('EBUSY', 'open'), { path });
     g.get();
     return new MockGroup(this, g);
@@ -298,18 +343,14 @@ export class MockKernel implements N.NativeBinding {
 
   allocDmaBuffer(size: number, hugePageSize: number): N.NativeDmaBuffer {
     this.syscall('mmap');
-    const b = new MockDmaBuffer(size, hugePageSize || PAGE, -1);
-    this.buffers.push(b);
-    return b;
+    return this.#place(new MockDmaBuffer(size, hugePageSize || PAGE, -1));
   }
 
   createMemfdBuffer(_name: string, size: number, hugePageSize: number): N.NativeDmaBuffer {
     this.syscall('memfd_create');
     const fd = nextFd++;
     this.files.set(fd, { regular: true, seals: C.F_SEAL_SHRINK });
-    const b = new MockDmaBuffer(size, hugePageSize || PAGE, fd, this.files.get(fd));
-    this.buffers.push(b);
-    return b;
+    return this.#place(new MockDmaBuffer(size, hugePageSize || PAGE, fd, this.files.get(fd)));
   }
 
   /** Files a caller's fd may name for mapFdBuffer; an fd not listed is a regular file without seals (ext4). */
@@ -317,9 +358,7 @@ export class MockKernel implements N.NativeBinding {
 
   mapFdBuffer(fd: number, _offset: number, size: number): N.NativeDmaBuffer {
     this.syscall('mmap');
-    const b = new MockDmaBuffer(size, PAGE, fd + 1000, this.files.get(fd) ?? { regular: true, seals: -1 });
-    this.buffers.push(b);
-    return b;
+    return this.#place(new MockDmaBuffer(size, PAGE, fd + 1000, this.files.get(fd) ?? { regular: true, seals: -1 }));
   }
 
   createEventFd(): N.NativeEventFd {
@@ -369,6 +408,8 @@ export class MockContainer extends MockFd implements N.NativeContainer {
   windows: SpaprWindow[] = [];
   /** v2: UNMAP is EPERM until the first registration ties the container to the process. */
   mmSet = false;
+  /** Its groups are noiommu ones (set by the first group attached, as the kernel does). */
+  noiommu = false;
   constructor(readonly k: MockKernel) {
     super();
     this.family = k.iommuFamily;
@@ -379,11 +420,12 @@ export class MockContainer extends MockFd implements N.NativeContainer {
   get #v2(): boolean {
     return this.iommu === C.VFIO_SPAPR_TCE_v2_IOMMU;
   }
-  /** An ioctl the container passes to its IOMMU driver: EINVAL while there is none. */
+  /** An ioctl the container passes to its IOMMU driver: EINVAL while there is none; noiommu's answers all but CHECK_EXTENSION with ENOTTY. */
   #driverIoctl(name: string): void {
     this.live();
     this.k.syscall(name);
     if (!this.iommu) throw sysError('EINVAL', name);
+    if (this.iommu === C.VFIO_NOIOMMU_IOMMU) throw sysError('ENOTTY', name);
   }
   getApiVersion(): number {
     this.live();
@@ -395,7 +437,12 @@ export class MockContainer extends MockFd implements N.NativeContainer {
     this.k.syscall('ioctl(VFIO_CHECK_EXTENSION)');
     return this.#offers(ext) ? 1 : 0;
   }
+  // The kernel asks the drivers a container may use: with groups attached,
+  // noiommu ones only the noiommu driver and the others only the rest.
   #offers(ext: number): boolean {
+    const noiommu = ext === C.VFIO_NOIOMMU_IOMMU && this.k.unsafeNoiommuMode;
+    if (this.iommu === C.VFIO_NOIOMMU_IOMMU || (this.iommu === 0 && this.groups.size > 0 && this.noiommu)) return noiommu;
+    if (this.iommu === 0 && this.groups.size === 0 && noiommu) return true;
     if (this.family === 'spapr') return ext === C.VFIO_SPAPR_TCE_IOMMU || ext === C.VFIO_SPAPR_TCE_v2_IOMMU;
     // type1 answers UPDATE_VADDR only once it is the container's driver.
     return [C.VFIO_TYPE1_IOMMU, C.VFIO_TYPE1v2_IOMMU, C.VFIO_UNMAP_ALL].includes(ext) || (ext === C.VFIO_UPDATE_VADDR && this.iommu !== 0);
@@ -405,6 +452,7 @@ export class MockContainer extends MockFd implements N.NativeContainer {
     this.k.syscall('ioctl(VFIO_SET_IOMMU)');
     if (this.groups.size === 0 || this.iommu) throw sysError('EINVAL', 'ioctl(VFIO_SET_IOMMU)');
     if (type === C.VFIO_UNMAP_ALL || type === C.VFIO_UPDATE_VADDR || !this.#offers(type)) throw sysError('ENODEV', 'ioctl(VFIO_SET_IOMMU)');
+    if (type === C.VFIO_NOIOMMU_IOMMU && !this.k.capSysRawio) throw sysError('EPERM', 'ioctl(VFIO_SET_IOMMU)');
     this.iommu = type;
     this.dmaAvail = this.k.type1.dmaAvail;
     if (this.#spapr) {
@@ -638,6 +686,10 @@ export class MockGroup extends MockFd implements N.NativeGroup {
     this.k.syscall('ioctl(VFIO_GROUP_SET_CONTAINER)');
     if (this.state.spec.viable === false) throw sysError('EPERM', 'ioctl(VFIO_GROUP_SET_CONTAINER)');
     if (this.state.container) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_SET_CONTAINER)');
+    const noiommu = this.state.spec.noiommu === true;
+    // A noiommu group needs CAP_SYS_RAWIO; real and fake groups cannot mix.
+    if ((noiommu && !this.k.capSysRawio) || (c.groups.size > 0 && c.noiommu !== noiommu)) throw sysError('EPERM', 'ioctl(VFIO_GROUP_SET_CONTAINER)');
+    c.noiommu = noiommu;
     this.state.container = c;
     c.groups.add(this.state);
   }
@@ -655,6 +707,7 @@ export class MockGroup extends MockFd implements N.NativeGroup {
     this.k.syscall('ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     if (!this.state.container?.iommu) throw sysError('EINVAL', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     if (!this.state.spec.devices.includes(name)) throw sysError('ENODEV', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
+    if (this.state.spec.noiommu && !this.k.capSysRawio) throw sysError('EPERM', 'ioctl(VFIO_GROUP_GET_DEVICE_FD)');
     const d = new MockDevice(this.k, this.state, name);
     this.k.devices.push(d);
     return d;
@@ -1021,6 +1074,12 @@ export class MockDmaBuffer implements N.NativeDmaBuffer {
   #ab: ArrayBuffer | null;
   readonly size: number;
   closed = false;
+  /** mlock()ed (munmap unlocks too). */
+  locked = false;
+  /** The page frame of each 4 KiB page (MockKernel places them). */
+  readonly pfns: bigint[] = [];
+  /** @internal The kernel that placed it (for mlock and pagemap). */
+  kernel: MockKernel | null = null;
   constructor(
     size: number,
     readonly pageSize: number,
@@ -1044,11 +1103,29 @@ export class MockDmaBuffer implements N.NativeDmaBuffer {
     if (!this.#ab) throw closedError();
     return this.#ab;
   }
+  mlock(): void {
+    if (this.closed) throw closedError();
+    this.kernel?.syscall('mlock');
+    this.locked = true;
+  }
+  munlock(): void {
+    if (this.closed) throw closedError();
+    this.kernel?.syscall('munlock');
+    this.locked = false;
+  }
+  /** Present pages; the frame numbers only to CAP_SYS_ADMIN, as the kernel shows them. */
+  pagemap(): BigUint64Array {
+    if (this.closed) throw closedError();
+    this.kernel?.syscall('pread');
+    const showPfn = this.kernel?.capSysAdmin ?? true;
+    return BigUint64Array.from(this.pfns, (pfn) => (1n << 63n) | (showPfn ? pfn : 0n));
+  }
   /** Closes the mock fd: idempotent, as the real one. */
   close(): void {
     if (this.#ab) structuredClone(this.#ab, { transfer: [this.#ab] }); // detach, as the addon does
     this.#ab = null;
     this.closed = true;
+    this.locked = false;
   }
 }
 
@@ -1327,6 +1404,7 @@ class ModelBus implements DeviceBus {
   }
   /** Translate [iova, iova+length) piece by piece through the mappings of the group's container; all or nothing. */
   #walk(iova: bigint, length: number, write: boolean, each: (bytes: Uint8Array, at: number) => void): void {
+    if (this.group.container?.iommu === C.VFIO_NOIOMMU_IOMMU) return this.#physicalWalk(iova, length, write, each);
     const need = write ? C.VFIO_DMA_MAP_FLAG_WRITE : C.VFIO_DMA_MAP_FLAG_READ;
     const mappings = this.group.container?.mappings ?? [];
     const pieces: [Uint8Array, number][] = [];
@@ -1340,6 +1418,22 @@ class ModelBus implements DeviceBus {
       const inMapping = Number(a - m.iova);
       const n = Math.min(length - at, Number(m.size) - inMapping);
       pieces.push([new Uint8Array(m.buffer.arrayBuffer(), m.offset + inMapping, n), at]);
+      at += n;
+    }
+    for (const [bytes, at] of pieces) each(bytes, at);
+  }
+  /** noiommu: the address is physical; nothing translates or checks it. */
+  #physicalWalk(address: bigint, length: number, write: boolean, each: (bytes: Uint8Array, at: number) => void): void {
+    const pieces: [Uint8Array, number][] = [];
+    for (let at = 0; at < length; ) {
+      const a = address + BigInt(at);
+      const hit = this.k.physicalPage(a);
+      if (!hit) {
+        this.k.strayDma.push({ bdf: this.bdf, iova: a, length: length - at, write });
+        throw Object.assign(new Error(`mock machine: ${this.bdf} ${write ? 'wrote' : 'read'} physical 0x${a.toString(16)}, no buffer's page`), { code: 'ERR_MOCK_STRAY_DMA' });
+      }
+      const n = Math.min(length - at, PAGE - (hit.offset % PAGE));
+      pieces.push([new Uint8Array(hit.buffer.arrayBuffer(), hit.offset, n), at]);
       at += n;
     }
     for (const [bytes, at] of pieces) each(bytes, at);

@@ -91,7 +91,7 @@ describe('native: argument checks', () => {
     const notVfio = native.openContainer('/dev/null');
     const eventfd = native.createEventFd();
     try {
-      const lookAlike = { fd: eventfd.fd, size: 4096, pageSize: 4096, regularFile: false, seals: () => -1, arrayBuffer: () => new ArrayBuffer(4096), close() {} };
+      const lookAlike = { fd: eventfd.fd, size: 4096, pageSize: 4096, regularFile: false, seals: () => -1, arrayBuffer: () => new ArrayBuffer(4096), mlock() {}, munlock() {}, pagemap: () => new BigUint64Array(1), close() {} };
       assert.throws(() => notVfio.mapDma(lookAlike, 0, 4096, 0n, 3), { code: 'ERR_INVALID_ARG_TYPE' });
       assert.throws(() => notVfio.mapDma(eventfd as never, 0, 4096, 0n, 3), { code: 'ERR_INVALID_ARG_TYPE' });
       const getFd = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(eventfd), 'fd')!.get!;

@@ -6,12 +6,29 @@
 
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, Group, Kvm } from '../../lib';
+import { captureWarnings } from '../fixtures/warnings';
 import { EDU, openEdu, useFakeKernel } from './fake/setup';
 import { hostile, hostileObject, JUNK, show } from '../hostile-values';
 
 
 describe('hostile arguments at every public boundary', () => {
-  const fake = useFakeKernel([{ id: 3, devices: [EDU] }]);
+  const fake = useFakeKernel([
+    { id: 3, devices: [EDU] },
+    { id: 5, devices: ['0000:00:05.0'], noiommu: true },
+  ]);
+
+  /** fn with process warnings kept off stderr (a noiommu open emits one). */
+  const quiet = <T>(fn: () => T): T => captureWarnings(fn).result;
+
+  /** A noiommu container (group 5, model set) and a buffer locked in it; its open's warning kept off stderr. */
+  function noIommuWorld() {
+    const container = Container.open();
+    quiet(() => container.openGroup(5, { unsafeNoIommu: true }));
+    const noIommu = container.setIommu('noiommu');
+    const buffer = DmaBuffer.allocate(8192);
+    const lock = noIommu.lock(buffer);
+    return { container, noIommu, buffer, lock };
+  }
 
   function world() {
     const { container, group, iommu, device, buffer } = openEdu();
@@ -24,14 +41,19 @@ describe('hostile arguments at every public boundary', () => {
     const kvmDev = vm.vfioDevice();
     vm.createIrqchip(); // so that irqfd calls reach their argument checks
     const vcpu = vm.createVcpu(0);
+    let unsafe: ReturnType<typeof noIommuWorld> | undefined;
     const cleanup = () => {
       vm.close();
       kvm.close();
       container.close();
       if (!mapping.closed) mapping.unmap();
       buffer.close();
+      unsafe?.container.close();
+      unsafe?.buffer.close();
     };
-    return { container, group, iommu, device, buffer, mapping, bar, barMap, kvm, vm, kvmDev, vcpu, cleanup };
+    // Built only for the calls that use it, before the call's syscalls are counted.
+    const noiommu = () => (unsafe ??= noIommuWorld());
+    return { container, group, iommu, device, buffer, mapping, bar, barMap, kvm, vm, kvmDev, vcpu, noiommu, cleanup };
   }
 
   const calls: [string, (w: ReturnType<typeof world>, a: unknown, b: unknown) => unknown][] = [
@@ -45,6 +67,13 @@ describe('hostile arguments at every public boundary', () => {
     ['container.checkExtension', (w, a) => w.container.checkExtension(a as never)],
     ['container.openGroup', (w, a, b) => w.container.openGroup(a as never, b as never)],
     ['container.setIommu', (w, a, b) => w.container.setIommu(a as never, b as never)],
+    ['Group.open(5, {unsafeNoIommu: junk})', (_w, a) => quiet(() => Group.open(5, { unsafeNoIommu: a as never }))],
+    ['container.openGroup(3, {unsafeNoIommu: junk})', (w, a) => w.container.openGroup(3, { unsafeNoIommu: a as never })],
+    ['noIommu.lock', (w, a) => w.noiommu().noIommu.lock(a as never)],
+    ['lock.busAddress', (w, a) => w.noiommu().lock.busAddress(a as never)],
+    ['lock.busRange', (w, a, b) => w.noiommu().lock.busRange(a as never, b as never)],
+    ['lock.busRange(0, junk)', (w, a) => w.noiommu().lock.busRange(0, a as never)],
+    ['lock.segments', (w, a, b) => w.noiommu().lock.segments(a as never, b as never)],
     ['group.attach', (w, a) => w.group.attach(a as never)],
     ['group.openDevice', (w, a) => w.group.openDevice(a as never)],
     ['iommu.map', (w, a, b) => w.iommu.map(a as never, b as never)],
@@ -113,6 +142,7 @@ describe('hostile arguments at every public boundary', () => {
       for (const a of JUNK) {
         for (const b of [undefined, hostileObject, null]) {
           const w = world();
+          if (name.startsWith('noIommu.') || name.startsWith('lock.')) w.noiommu();
           const before = fake.k.calls.length;
           hostile.touched = 0;
           let error: unknown;

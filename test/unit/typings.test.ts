@@ -11,6 +11,7 @@ const INTERNAL = [
   'groupAttached', 'groupDetached', 'iommuLeavingWith', 'kvmRegistered', 'kvmRegistrations',
   'removeNow', 'releaseAll', 'contextGone', 'deviceClosing', 'deviceClosed', 'assertIdle', 'assertUsable',
   'mappingCount', 'create', 'unmapMapping', 'bufferSlot',
+  'unlockOne', 'lockCount', 'modelSet', 'noIommuGroups', 'noIommuLeavingWith',
 ];
 
 describe('published typings', () => {
