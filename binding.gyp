@@ -17,6 +17,8 @@
         "native/group.cc",
         "native/device.cc",
         "native/device_reset.cc",
+        "native/device_cdev.cc",
+        "native/iommufd.cc",
         "native/region_mmap.cc",
         "native/mapped_memory.cc",
         "native/dma_buffer.cc",
@@ -27,7 +29,7 @@
         "native/constants.cc",
         "native/glibc_floor.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<!@(node scripts/uapi-include.js)"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],

@@ -30,6 +30,7 @@ export class DmaMapping extends Resource {
   readonly buffer: DmaSource;
   /** Offset of the mapped range inside the buffer. */
   readonly offset: number;
+  /** Device address; -1n only while a map the kernel places is in flight. */
   readonly iova: bigint;
   readonly size: bigint;
   /** The device may read the memory (VFIO_DMA_MAP_FLAG_READ). */
@@ -61,7 +62,12 @@ export class DmaMapping extends Resource {
 
   // Built on demand: maps are a hot path, messages are not.
   get description(): string {
-    return `DMA mapping at iova ${hex(this.iova)} (${hex(this.size)} bytes)`;
+    return this.iova < 0n ? `DMA mapping of ${hex(this.size)} bytes (iova not placed yet)` : `DMA mapping at iova ${hex(this.iova)} (${hex(this.size)} bytes)`;
+  }
+
+  /** @internal The kernel placed it (an IOAS map without an IOVA). */
+  placeAt(iova: bigint): void {
+    (this as { iova: bigint }).iova = iova;
   }
 
   /** One past the last IOVA. */

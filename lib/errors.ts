@@ -61,6 +61,10 @@ export const RuleCode = {
   MSIX_TABLE: 'ERR_VFIO_MSIX_TABLE',
   /** IRQ index or vector range does not exist on the device. */
   IRQ_RANGE: 'ERR_VFIO_IRQ_RANGE',
+  /** A device cdev is not bound to an iommufd yet (device.bind(iommufd)). */
+  DEVICE_NOT_BOUND: 'ERR_VFIO_DEVICE_NOT_BOUND',
+  /** A bound device cdev is not attached to an IO address space (device.attach(ioas)). */
+  DEVICE_NOT_ATTACHED: 'ERR_VFIO_DEVICE_NOT_ATTACHED',
   /** Operations in the wrong order (e.g. KVM registration after device open). */
   ORDER: 'ERR_VFIO_ORDER',
   /** sPAPR: buffer must be pre-registered (v2) first. */

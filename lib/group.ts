@@ -188,8 +188,8 @@ export class Group extends Resource {
   }
 
   /** @internal What teardown() removes from KVM before the group goes. */
-  kvmRegistrations(): { device: KvmVfioDevice; group: Group }[] {
-    return [...this.#kvm].map((device) => ({ device, group: this }));
+  kvmRegistrations(): { device: KvmVfioDevice; file: Group }[] {
+    return [...this.#kvm].map((device) => ({ device, file: this }));
   }
 
   /** @internal Device closed. */

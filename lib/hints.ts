@@ -50,3 +50,31 @@ export function containerOpenHint(code: string, path: string): string | undefine
       return undefined;
   }
 }
+
+/** open(/dev/iommu) failures. */
+export function iommufdOpenHint(code: string, path: string): string | undefined {
+  switch (code) {
+    case 'ENOENT':
+      return `${path} does not exist: this kernel has no iommufd (CONFIG_IOMMUFD, Linux 6.2+; Debian's kernels ship without it); use the group/container interface (Container.open()), or boot a kernel with CONFIG_IOMMUFD=y ('vfio doctor' says what this host offers)`;
+    case 'EACCES':
+    case 'EPERM':
+      return `the current user may not open ${path}; grant it (a udev rule for the iommu misc device) or run with the needed privileges`;
+    default:
+      return undefined;
+  }
+}
+
+/** open(/dev/vfio/devices/vfioN) failures. */
+export function cdevOpenHint(code: string, path: string, address: string): string | undefined {
+  switch (code) {
+    case 'ENOENT':
+      return `${path} does not exist: bind ${address} to vfio-pci ('vfio bind ${address}') on a kernel with device cdevs (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6+)`;
+    case 'EBUSY':
+      return `${address} is open already (through its group, or its cdev in another process); close that first`;
+    case 'EACCES':
+    case 'EPERM':
+      return `the current user may not open ${path}; grant it (a udev rule for vfio devices) or run with the needed privileges`;
+    default:
+      return undefined;
+  }
+}

@@ -2,7 +2,9 @@
 
 export { Container, type ContainerOptions, type IommuType } from './container';
 export { Group, type GroupOptions, type GroupStatus } from './group';
-export { Device, type DeviceInfo } from './device';
+export { Device, type DeviceInfo, type CdevOptions } from './device';
+export { IommuFd, type IommuFdOptions, type IommuFdDeviceOptions } from './iommufd';
+export { Ioas, type IoasRanges, type IovaWindow } from './ioas';
 export { Region, RegionMapping, type SparseArea } from './region';
 export type { BarRange, MsixCapability } from './msix';
 export { Irq } from './irq';

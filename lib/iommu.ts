@@ -4,18 +4,26 @@
 // model-specific rules (page sizes, IOVA ranges, DMA windows).
 
 import { argBool, argOptions, argSize, argU64, optionField, rangeError, typeError, valueError } from './args';
-import type { Container } from './container';
 import { DmaBuffer } from './dma-buffer';
 import { DmaMapping, type DmaMappingInit, type DmaSource } from './dma-mapping';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { IovaBooks } from './iova-books';
 import { hex, IOVA_LIMIT } from './iova';
-import { native, type NativeContainer } from './native';
+import { native } from './native';
 import { memlockHint } from './hints';
 import { RegionMapping } from './region';
 
-/** Which IOMMU model a container was set to. */
-export type IommuKind = 'type1' | 'type1v2' | 'spapr' | 'spapr-v2';
+/** Which IOMMU model a container was set to, or an iommufd IO address space. */
+export type IommuKind = 'type1' | 'type1v2' | 'spapr' | 'spapr-v2' | 'ioas';
+
+/** What an IOMMU context lives in: a container, or an iommufd. */
+export interface IommuOwner {
+  readonly description: string;
+  readonly closed: boolean;
+}
+
+/** The IOVA of a mapping the kernel has not placed yet (an IOAS map without an IOVA). */
+export const UNPLACED = -1n;
 
 /** Options of {@link Iommu.map}. */
 export interface MapOptions {
@@ -49,8 +57,7 @@ export abstract class Iommu {
   /** The smallest page the IOMMU maps: IOVA, offset and size must be multiples of it. */
   abstract readonly pageSize: bigint;
 
-  readonly #owner: Container;
-  protected readonly container: NativeContainer;
+  readonly #owner: IommuOwner;
   /** Live and in-flight mappings: O(log n) at the kernel's 65,535 (lib/iova-books.ts). */
   readonly #mappings = new IovaBooks<DmaMapping>();
   readonly #pending = new Set<DmaMapping>();
@@ -58,9 +65,8 @@ export abstract class Iommu {
   /** pageSize - 1, as a bigint; set on the first map (pageSize is the model's, set after this constructor). */
   #pageMask = -1n;
 
-  protected constructor(owner: Container, container: NativeContainer) {
+  protected constructor(owner: IommuOwner) {
     this.#owner = owner;
-    this.container = container;
   }
 
   get description(): string {
@@ -101,6 +107,7 @@ export abstract class Iommu {
       this.#forget(mapping);
       this.#rethrowMap(e, mapping);
     }
+    if (mapping.iova === UNPLACED) this.#place(mapping);
     return mapping;
   }
 
@@ -116,7 +123,31 @@ export abstract class Iommu {
       this.#rethrowMap(e, mapping);
     }
     this.#pending.delete(mapping);
+    if (mapping.iova === UNPLACED) this.#place(mapping);
     return mapping;
+  }
+
+  /**
+   * Books a mapping the kernel placed (issueMap set its IOVA). Only an
+   * in-flight map with an IOVA of the caller's can sit there: the kernel
+   * then allocated around something it had not seen yet, so the new mapping
+   * goes again and the caller is told to await the other first.
+   */
+  #place(m: DmaMapping): void {
+    const hit = this.#mappings.insertFree(m);
+    if (hit === undefined) return;
+    let undone = false;
+    try {
+      undone = this.issueUnmap(m.iova, m.size) === m.size;
+    } catch {
+      // reported below: the kernel keeps a mapping the books cannot hold
+    }
+    m.buffer.removeUser(m);
+    throw new VfioError(
+      undone ? RuleCode.BUSY : RuleCode.BOOKKEEPING,
+      `${this.description}: the kernel placed ${hex(m.size)} bytes at iova ${hex(m.iova)}, where the in-flight ${hit.description} goes; ` +
+        (undone ? 'it was unmapped again: await the other map first, or give an IOVA' : 'unmapping it again failed, so the kernel holds a mapping these books do not'),
+    );
   }
 
   /**
@@ -237,7 +268,7 @@ export abstract class Iommu {
 
   /** @internal Throws ERR_VFIO_CLOSED once the context is gone. */
   assertUsable(): void {
-    if (this.#owner.closed) throw new VfioError(RuleCode.CLOSED, `the ${this.description} is closed: its container is closed`);
+    if (this.#owner.closed) throw new VfioError(RuleCode.CLOSED, `the ${this.description} is closed: ${this.#owner.description} is closed`);
     if (this.#gone) {
       throw new VfioError(
         RuleCode.CLOSED,
@@ -247,6 +278,14 @@ export abstract class Iommu {
   }
 
   // --- model hooks --------------------------------------------------------
+
+  /** Does the kernel choose the IOVA when the caller gives none? (iommufd: yes; type1: we do.) */
+  protected kernelPlacesIova(): boolean {
+    return false;
+  }
+
+  /** What the model can map at all (default: buffers and BAR mmaps). */
+  protected checkSource(_source: DmaSource): void {}
 
   /** Model-specific checks after the generic ones (alignment, windows). */
   protected abstract checkMap(request: MapRequest): void;
@@ -291,6 +330,7 @@ export abstract class Iommu {
     }
     this.assertUsable();
     buffer.handle(); // closed buffer → ERR_VFIO_CLOSED
+    this.checkSource(buffer);
     if (writable && !buffer.writable) {
       throw new VfioError(RuleCode.REGION_ACCESS, `${this.description}: ${buffer.description} is read-only, so a device cannot write through it; map it with { writable: false }, or mmap it writable`);
     }
@@ -307,6 +347,12 @@ export abstract class Iommu {
     // offset and size are safe integers and the page a power of two that fits a number: no BigInt division.
     if (offset % Number(page) !== 0) this.#misaligned('buffer offset', BigInt(offset), page);
     if (size % Number(page) !== 0) this.#misaligned('size', bigSize, page);
+    if (iova === undefined && this.kernelPlacesIova()) {
+      // Placed by the kernel's own allocator (issueMap sets the IOVA), booked after.
+      const unplaced = new DmaMapping(this, { buffer, offset, size: bigSize, iova: UNPLACED, readable, writable });
+      buffer.addUser(unplaced);
+      return unplaced;
+    }
     const at = iova ?? this.#findFree(bigSize, page);
     if ((at & this.#pageMask) !== 0n) this.#misaligned('iova', at, page);
     const mapping = new DmaMapping(this, { buffer, offset, size: bigSize, iova: at, readable, writable });

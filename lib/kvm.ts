@@ -1,12 +1,15 @@
 // KVM and its VFIO pseudo device (KVM_DEV_TYPE_VFIO). A VM manager tells KVM
-// which VFIO groups a VM uses; the kernel takes an open group fd as proof of
-// ownership, so the API takes our Group objects only, never a number.
+// which VFIO groups (or device cdevs) a VM uses; the kernel takes an open fd
+// as proof of ownership, so the API takes our Group and Device objects only,
+// never a number.
 
 import { readlinkSync } from 'node:fs';
-import { argFd, argInstance, argInt, argName, valueError } from './args';
+import { argFd, argInstance, argInt, argName, isInstance, typeError, valueError } from './args';
+import { Device } from './device';
 import { RuleCode, VfioError, rethrow } from './errors';
 import { Group } from './group';
-import { native, type NativeGroup, type NativeKvm, type NativeKvmDevice, type NativeVm } from './native';
+import { addKvmUse, deleteKvmUse, type KvmUse } from './kvm-uses';
+import { native, type NativeDevice, type NativeGroup, type NativeKvm, type NativeKvmDevice, type NativeVm } from './native';
 import { closerOf, Resource } from './resource';
 import type { DmaBuffer } from './dma-buffer';
 import type { Irq } from './irq';
@@ -237,13 +240,13 @@ export class Vm extends Resource {
   }
 }
 
-/** The KVM-VFIO pseudo-device of a VM (KVM_DEV_TYPE_VFIO): groups are added to it before their devices are given to the guest. */
+/** The KVM-VFIO pseudo-device of a VM (KVM_DEV_TYPE_VFIO): the VFIO files (groups, device cdevs) its guest uses, added before their devices open. */
 export class KvmVfioDevice extends Resource {
   readonly vm: Vm;
   readonly description: string;
   readonly #native: NativeKvmDevice;
-  // The group's native handle is kept: removal runs while the group is closing.
-  readonly #groups = new Map<Group, NativeGroup>();
+  // The file's native handle is kept: removal runs while the file is closing.
+  readonly #files = new Map<Group | Device, { handle: NativeGroup | NativeDevice; use: KvmUse | null }>();
 
   /** @internal Vm.vfioDevice() */
   constructor(vm: Vm, handle: NativeKvmDevice) {
@@ -256,41 +259,50 @@ export class KvmVfioDevice extends Resource {
 
   /** Groups registered with KVM. */
   get groups(): readonly Group[] {
-    return [...this.#groups.keys()];
+    return [...this.#files.keys()].filter((f): f is Group => f instanceof Group);
+  }
+
+  /** Device cdevs registered with KVM. */
+  get devices(): readonly Device[] {
+    return [...this.#files.keys()].filter((f): f is Device => f instanceof Device);
   }
 
   /**
-   * KVM_DEV_VFIO_FILE_ADD. Register before opening the group's devices: some
-   * drivers need KVM when a device opens. The group is removed again before
-   * it closes.
+   * KVM_DEV_VFIO_FILE_ADD of a group, or of a device opened by its cdev
+   * (Linux 6.6+). Register before the devices open: a group before
+   * openDevice(), a cdev device before bind() (the kernel hands the device
+   * its KVM then). It is removed again before it closes.
    */
-  add(group: Group): void {
-    argInstance(group, 'group', Group, 'Group (its open fd proves ownership)');
+  add(file: Group | Device): void {
+    const f = argFile(file);
     this.assertOpen();
-    const handle = group.handle();
-    if (this.#groups.has(group)) throw new VfioError(RuleCode.KVM_EXISTS, `${group.description} is already registered with the ${this.description}`);
-    if (group.devices.length > 0) {
-      throw new VfioError(
-        RuleCode.ORDER,
-        `${group.description} has open devices (${group.devices.map((d) => d.name).join(', ')}); register the group with KVM before opening its devices`,
-      );
-    }
+    const handle = this.#openHandle(f, 'add');
+    if (this.#files.has(f)) throw new VfioError(RuleCode.KVM_EXISTS, `${f.description} is already registered with the ${this.description}`);
     try {
       this.#native.setVfioFile(native().constants.KVM_DEV_VFIO_FILE_ADD, handle);
     } catch (e) {
-      rethrow(e, `${this.description}: adding ${group.description}`);
+      rethrow(e, `${this.description}: adding ${f.description}`, (code) =>
+        code === 'EINVAL' && f instanceof Device ? 'this kernel takes only group fds (device cdevs need Linux 6.6+)' : undefined,
+      );
     }
-    this.#groups.set(group, handle);
-    group.kvmRegistered(this, true);
+    let use: KvmUse | null = null;
+    if (f instanceof Group) {
+      f.kvmRegistered(this, true);
+    } else {
+      // A cdev's registration goes in teardown's step 0, while its fd is open.
+      use = { description: `${f.description}'s registration with the ${this.description}`, removeNow: () => this.removeNow(f) };
+      addKvmUse(use, [f]);
+    }
+    this.#files.set(f, { handle, use });
   }
 
   /** KVM_DEV_VFIO_FILE_DEL. */
-  remove(group: Group): void {
-    argInstance(group, 'group', Group, 'Group (its open fd proves ownership)');
+  remove(file: Group | Device): void {
+    const f = argFile(file);
     this.assertOpen();
-    group.handle();
-    if (!this.#groups.has(group)) throw new VfioError(RuleCode.KVM_NOT_REGISTERED, `${group.description} is not registered with the ${this.description}`);
-    this.removeNow(group);
+    this.#openHandle(f, 'remove');
+    if (!this.#files.has(f)) throw new VfioError(RuleCode.KVM_NOT_REGISTERED, `${f.description} is not registered with the ${this.description}`);
+    this.removeNow(f);
   }
 
   /**
@@ -302,7 +314,7 @@ export class KvmVfioDevice extends Resource {
     argFd(tableFd, 'tableFd');
     this.assertOpen();
     const handle = group.handle();
-    if (!this.#groups.has(group)) throw new VfioError(RuleCode.KVM_NOT_REGISTERED, `${group.description} must be added to the ${this.description} before its sPAPR TCE table is set`);
+    if (!this.#files.has(group)) throw new VfioError(RuleCode.KVM_NOT_REGISTERED, `${group.description} must be added to the ${this.description} before its sPAPR TCE table is set`);
     try {
       this.#native.setSpaprTce(handle, tableFd);
     } catch (e) {
@@ -312,21 +324,22 @@ export class KvmVfioDevice extends Resource {
   }
 
   /** @internal What teardown() removes when this device closes. */
-  kvmRegistrations(): { device: KvmVfioDevice; group: Group }[] {
-    return [...this.#groups.keys()].map((group) => ({ device: this, group }));
+  kvmRegistrations(): { device: KvmVfioDevice; file: Group | Device }[] {
+    return [...this.#files.keys()].map((file) => ({ device: this, file }));
   }
 
-  /** @internal teardown(), step 3: KVM_DEV_VFIO_FILE_DEL; on failure nothing changed. */
-  removeNow(group: Group): void {
-    const handle = this.#groups.get(group);
-    if (!handle) return;
+  /** @internal teardown(), step 3 (a group) or 0 (a cdev): KVM_DEV_VFIO_FILE_DEL; on failure nothing changed. */
+  removeNow(file: Group | Device): void {
+    const entry = this.#files.get(file);
+    if (!entry) return;
     try {
-      this.#native.setVfioFile(native().constants.KVM_DEV_VFIO_FILE_DEL, handle);
+      this.#native.setVfioFile(native().constants.KVM_DEV_VFIO_FILE_DEL, entry.handle);
     } catch (e) {
-      rethrow(e, `${this.description}: removing ${group.description}`);
+      rethrow(e, `${this.description}: removing ${file.description}`);
     }
-    this.#groups.delete(group);
-    group.kvmRegistered(this, false);
+    this.#files.delete(file);
+    if (file instanceof Group) file.kvmRegistered(this, false);
+    if (entry.use) deleteKvmUse(entry.use, [file]);
   }
 
   /** @internal teardown(), step 5. */
@@ -335,9 +348,36 @@ export class KvmVfioDevice extends Resource {
     this.markClosed();
   }
 
+  /** The fd that proves ownership, refusing what cannot be registered now. */
+  #openHandle(f: Group | Device, verb: 'add' | 'remove'): NativeGroup | NativeDevice {
+    if (f instanceof Group) {
+      const handle = f.handle();
+      if (verb === 'add' && f.devices.length > 0) {
+        throw new VfioError(
+          RuleCode.ORDER,
+          `${f.description} has open devices (${f.devices.map((d) => d.name).join(', ')}); register the group with KVM before opening its devices`,
+        );
+      }
+      return handle;
+    }
+    const { handle, bound } = f.kvmFile();
+    if (verb === 'add' && bound) {
+      throw new VfioError(
+        RuleCode.ORDER,
+        `${f.description} is already bound to ${f.iommufd?.description}; register a device cdev with KVM before device.bind(iommufd) (the kernel gives the device its KVM at bind)`,
+      );
+    }
+    return handle;
+  }
+
   protected override release(): void {
     teardown({ subject: this, verb: 'close', devices: [], iommu: null, kvm: this.kvmRegistrations(), unset: [], fds: [this] });
   }
+}
+
+function argFile(file: unknown): Group | Device {
+  if (isInstance(file, Group) || isInstance(file, Device)) return file as Group | Device;
+  throw typeError('file', 'a Group or a Device opened by its cdev (its open fd proves ownership)', file);
 }
 
 /** What /proc says an fd is ('anon_inode:kvm-vm', '/dev/null'), or null if it cannot tell. */

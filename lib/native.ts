@@ -161,6 +161,32 @@ export interface HotResetInfoRaw {
   devices: DependentDeviceRaw[];
 }
 
+/** IOMMU_IOAS_IOVA_RANGES: allowed IOVA ranges (inclusive ends) and the IOVA alignment. */
+export interface IoasRangesRaw {
+  alignment: bigint;
+  ranges: { start: bigint; end: bigint }[];
+}
+
+/** An iommufd (/dev/iommu). Object ids (IOAS) live inside it. */
+export interface NativeIommufd extends NativeFdOwner {
+  /** ioctl(IOMMU_IOAS_ALLOC): the new IOAS id. */
+  ioasAlloc(): number;
+  /** ioctl(IOMMU_DESTROY) */
+  destroy(id: number): void;
+  /** ioctl(IOMMU_IOAS_IOVA_RANGES), the EMSGSIZE size protocol handled natively. */
+  ioasIovaRanges(ioas: number): IoasRangesRaw;
+  /** ioctl(IOMMU_IOAS_ALLOW_IOVAS) with (start, last) pairs. */
+  ioasAllowIovas(ioas: number, pairs: BigUint64Array): void;
+  /** ioctl(IOMMU_IOAS_MAP): the IOVA mapped at (the kernel's choice without IOMMU_IOAS_MAP_FIXED_IOVA). */
+  ioasMap(ioas: number, buffer: NativeDmaBuffer, offset: number, length: number, iova: bigint, flags: number): bigint;
+  /** ioasMap on the libuv thread pool. */
+  ioasMapAsync(ioas: number, buffer: NativeDmaBuffer, offset: number, length: number, iova: bigint, flags: number): Promise<bigint>;
+  /** ioctl(IOMMU_IOAS_UNMAP): bytes unmapped. */
+  ioasUnmap(ioas: number, iova: bigint, length: bigint): bigint;
+  /** ioasUnmap on the libuv thread pool. */
+  ioasUnmapAsync(ioas: number, iova: bigint, length: bigint): Promise<bigint>;
+}
+
 export interface NativeDevice extends NativeFdOwner {
   /** ioctl(VFIO_DEVICE_GET_INFO) */
   getInfo(): DeviceInfoRaw;
@@ -186,6 +212,12 @@ export interface NativeDevice extends NativeFdOwner {
    * reset would hit; the ENOSPC size protocol is handled natively.
    */
   getPciHotResetInfo(): HotResetInfoRaw;
+  /** ioctl(VFIO_DEVICE_BIND_IOMMUFD) of a device cdev: its device id in that iommufd. */
+  bindIommufd(iommufd: NativeIommufd): number;
+  /** ioctl(VFIO_DEVICE_ATTACH_IOMMUFD_PT): the id the kernel attached (the IOAS's, or a HWPT it made for it). */
+  attachIommufdPt(ptId: number): number;
+  /** ioctl(VFIO_DEVICE_DETACH_IOMMUFD_PT): DMA blocked until attached again. */
+  detachIommufdPt(): void;
   /** ioctl(VFIO_DEVICE_PCI_HOT_RESET) with the fds of `groups`, in order. */
   pciHotReset(groups: NativeGroup[]): void;
   /**
@@ -372,6 +404,10 @@ export interface NativeBinding {
   openContainer(path: string): NativeContainer;
   /** open(path, O_RDWR | O_CLOEXEC), e.g. '/dev/vfio/12'. */
   openGroup(path: string): NativeGroup;
+  /** open(/dev/iommu). */
+  openIommufd(path: string): NativeIommufd;
+  /** open(/dev/vfio/devices/vfioN): a device cdev, unbound. */
+  openDeviceCdev(path: string): NativeDevice;
   /**
    * mmap(MAP_PRIVATE | MAP_ANONYMOUS [| MAP_HUGETLB | MAP_HUGE_xx]) of `size`
    * bytes (a multiple of the page size). hugePageSize 0 = normal pages.

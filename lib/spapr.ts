@@ -99,6 +99,7 @@ export function readSpaprOptions(options: unknown): { dma32PageSize: bigint } {
 
 export class SpaprTceIommu extends Iommu {
   readonly kind: 'spapr' | 'spapr-v2';
+  protected readonly container: NativeContainer;
   readonly info: SpaprInfo;
   #windows: DmaWindow[];
   readonly #registrations: MemoryRegistration[] = [];
@@ -107,7 +108,8 @@ export class SpaprTceIommu extends Iommu {
 
   /** @internal Created by Container.setIommu(). */
   constructor(owner: Container, container: NativeContainer, kind: 'spapr' | 'spapr-v2', options: { dma32PageSize: bigint }) {
-    super(owner, container);
+    super(owner);
+    this.container = container;
     this.kind = kind;
     const dma32Page = options.dma32PageSize;
     try {

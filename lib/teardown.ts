@@ -3,12 +3,15 @@
 // VM) and a group's detach names what goes with it in a Plan and calls
 // teardown(), which runs the steps in the order the kernel needs:
 //
-//   0. KVM's uses of what closes (irqfds, memory slots)  KVM must not signal or map through what goes
+//   0. KVM's uses of what closes (irqfds, memory slots, a device cdev's
+//      KVM-VFIO registration)                 KVM must not signal or map through what goes;
+//                                             a cdev's registration needs its fd
 //   1. interrupts and BAR mmaps, then device fds  nothing may DMA or signal while mappings go
-//   2. DMA mappings, when the IOMMU context goes  the last group leaving drops it in the kernel
+//   2. DMA mappings, when the IOMMU context goes  the last group leaving drops it in the kernel;
+//      an IOAS's mappings, then the IOAS         IOMMU_DESTROY (its devices closed or detached)
 //   3. KVM-VFIO registrations                     while the group fd still proves ownership
 //   4. group unset (VFIO_GROUP_UNSET_CONTAINER)   the last one takes the IOMMU context with it
-//   5. fds: groups, KVM-VFIO devices, VMs, the container
+//   5. fds: groups, KVM-VFIO devices, VMs, the container or iommufd
 //
 // Everything that can refuse is checked before step 1 (async work in flight;
 // a BAR mmap another IOMMU still maps for peer-to-peer DMA), so a refusal changes
@@ -23,6 +26,7 @@ import type { Device } from './device';
 import { RuleCode, VfioError, VfioSystemError, isSystemError } from './errors';
 import type { Group } from './group';
 import type { Iommu } from './iommu';
+import type { Ioas } from './ioas';
 import type { KvmVfioDevice } from './kvm';
 import { kvmUsesOf } from './kvm-uses';
 
@@ -41,13 +45,16 @@ export interface Plan {
   readonly devices: readonly Device[];
   /** The IOMMU whose context goes with this teardown (the last group leaves), if any. */
   readonly iommu: Iommu | null;
-  readonly kvm: readonly { device: KvmVfioDevice; group: Group }[];
+  /** IO address spaces destroyed with it (an iommufd's close, an Ioas's destroy); their devices are gone by step 2. */
+  readonly ioas?: readonly Ioas[];
+  readonly kvm: readonly { device: KvmVfioDevice; file: Group | Device }[];
   readonly unset: readonly Group[];
   readonly fds: readonly FdCloser[];
 }
 
 export function teardown(plan: Plan): void {
   // Refusals first: async work in flight pins what it uses.
+  for (const ioas of plan.ioas ?? []) ioas.assertIdle(`${plan.verb} ${plan.subject.description}`);
   if (plan.iommu && plan.iommu.pendingOperations > 0) {
     throw new VfioError(
       RuleCode.BUSY,
@@ -72,9 +79,16 @@ export function teardown(plan: Plan): void {
       plan.iommu.releaseAll();
       if (n > 0) done.push(`unmapped ${n} DMA mapping(s)`);
     }
-    for (const { device, group } of plan.kvm) {
-      device.removeNow(group);
-      done.push(`removed ${group.description} from the ${device.description}`);
+    for (const ioas of plan.ioas ?? []) {
+      const n = ioas.mappingCount;
+      ioas.releaseAll();
+      if (n > 0) done.push(`unmapped ${n} DMA mapping(s) of ${ioas.description}`);
+      ioas.destroyNow();
+      done.push(`destroyed ${ioas.description}`);
+    }
+    for (const { device, file } of plan.kvm) {
+      device.removeNow(file);
+      done.push(`removed ${file.description} from the ${device.description}`);
     }
     for (const g of plan.unset) {
       const container: Container | null = g.container;

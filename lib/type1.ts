@@ -24,6 +24,7 @@ export interface Type1Info {
 /** The type1 IOMMU (x86 VT-d/AMD-Vi, arm64 SMMU): any IOVA inside the reported ranges. */
 export class Type1Iommu extends Iommu {
   readonly kind: 'type1' | 'type1v2';
+  protected readonly container: NativeContainer;
   readonly pageSize: bigint;
   readonly #ranges: { start: bigint; end: bigint }[];
   /** Most live mappings the kernel will allow (DMA-avail at setup), null if unknown. */
@@ -32,7 +33,8 @@ export class Type1Iommu extends Iommu {
 
   /** @internal Created by Container.setIommu(). */
   constructor(owner: Container, container: NativeContainer, kind: 'type1' | 'type1v2') {
-    super(owner, container);
+    super(owner);
+    this.container = container;
     this.kind = kind;
     const info = this.info();
     this.pageSize = smallestPage(info.pageSizes);

@@ -8,6 +8,7 @@
 #include "eventfd.h"
 #include "faults.h"
 #include "group.h"
+#include "iommufd.h"
 #include "kvm.h"
 #include "vcpu.h"
 #include "region_mmap.h"
@@ -24,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegionMapping::Init(env, exports);
   DmaBuffer::Init(env, exports);
   EventFd::Init(env, exports);
+  IommuFd::Init(env, exports);
   Kvm::Init(env, exports);
   Vm::Init(env, exports);
   KvmDevice::Init(env, exports);

@@ -1,6 +1,7 @@
 #include "constants.h"
 
 #include <fcntl.h>
+#include <linux/iommufd.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
 #include <sys/mman.h>
@@ -99,6 +100,10 @@ Napi::Object Constants(Napi::Env env) {
   NUM(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE);
   NUM(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION);
   NUM(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL);
+  // iommufd IOAS map flags.
+  NUM(IOMMU_IOAS_MAP_FIXED_IOVA);
+  NUM(IOMMU_IOAS_MAP_WRITEABLE);
+  NUM(IOMMU_IOAS_MAP_READABLE);
   NUM(VFIO_DMA_MAP_FLAG_READ);
   NUM(VFIO_DMA_MAP_FLAG_WRITE);
   NUM(VFIO_DMA_MAP_FLAG_VADDR);

@@ -27,16 +27,6 @@ Napi::Value DmaAvail(Napi::Env env, const InfoCap& cap) {
   return U32(env, a.avail);
 }
 
-// type1 pins a mapping the device only reads without FOLL_WRITE: a page of
-// private anonymous memory never written yet is then the shared zero page,
-// and the program's first write moves it to a new page the device never
-// sees (it reads zeros: an NVMe queue written after its map). Faulting the
-// range in writable first, without changing a byte, pins the real pages.
-// Older kernels (EINVAL) and read-only mappings keep what they had.
-void PrefaultWritable(uint64_t vaddr, uint64_t size) {
-  ::madvise(reinterpret_cast<void*>(static_cast<uintptr_t>(vaddr)), size, MADV_POPULATE_WRITE);
-}
-
 // Arguments of mapDma/mapDmaAsync, checked in order: buffer, offset, size,
 // iova, flags, then the range against the buffer.
 vfio_iommu_type1_dma_map ParseMap(const Napi::CallbackInfo& info, DmaBuffer** buffer) {

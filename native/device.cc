@@ -49,7 +49,7 @@ void SetIrqs(Napi::Env env, int fd, const vfio_irq_set& head, const std::vector<
 
 }  // namespace
 
-void Device::Init(Napi::Env env, Napi::Object) {
+void Device::Init(Napi::Env env, Napi::Object exports) {
   Define(env, {
                   Method<&Device::GetInfo>("getInfo"),
                   Method<&Device::GetRegionInfo>("getRegionInfo"),
@@ -64,7 +64,11 @@ void Device::Init(Napi::Env env, Napi::Object) {
                   Method<&Device::ReadBytes>("readBytes"),
                   Method<&Device::WriteBytes>("writeBytes"),
                   Method<&Device::Mmap>("mmap"),
+                  Method<&Device::BindIommufd>("bindIommufd"),
+                  Method<&Device::AttachIommufdPt>("attachIommufdPt"),
+                  Method<&Device::DetachIommufdPt>("detachIommufdPt"),
               });
+  InitCdev(env, exports);
 }
 
 Napi::Value Device::GetInfo(const Napi::CallbackInfo& info) {

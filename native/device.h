@@ -1,5 +1,6 @@
-// A VFIO device fd (from VFIO_GROUP_GET_DEVICE_FD): info, regions, irqs,
-// register access by pread/pwrite, and region mmaps.
+// A VFIO device fd (from VFIO_GROUP_GET_DEVICE_FD, or a device cdev opened
+// at /dev/vfio/devices/vfioN): info, regions, irqs, register access by
+// pread/pwrite, and region mmaps.
 #pragma once
 
 #include <napi.h>
@@ -30,6 +31,11 @@ class Device : public FdWrap<Device> {
   Napi::Value ReadBytes(const Napi::CallbackInfo& info);
   Napi::Value WriteBytes(const Napi::CallbackInfo& info);
   Napi::Value Mmap(const Napi::CallbackInfo& info);
+  // Device cdev: its iommufd bond and IOAS attachment (device_cdev.cc)
+  static void InitCdev(Napi::Env env, Napi::Object exports);
+  Napi::Value BindIommufd(const Napi::CallbackInfo& info);
+  Napi::Value AttachIommufdPt(const Napi::CallbackInfo& info);
+  Napi::Value DetachIommufdPt(const Napi::CallbackInfo& info);
 };
 
 }  // namespace vfio

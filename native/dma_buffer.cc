@@ -13,6 +13,10 @@
 
 namespace vfio {
 
+void PrefaultWritable(uint64_t vaddr, uint64_t size) {
+  ::madvise(reinterpret_cast<void*>(static_cast<uintptr_t>(vaddr)), size, MADV_POPULATE_WRITE);
+}
+
 namespace {
 
 size_t SystemPageSize() { return static_cast<size_t>(::sysconf(_SC_PAGESIZE)); }

@@ -14,6 +14,15 @@
 
 namespace vfio {
 
+// An IOMMU (type1, iommufd) pins a mapping the device only reads without
+// FOLL_WRITE: a page of private anonymous memory never written yet is then
+// the shared zero page,
+// and the program's first write moves it to a new page the device never
+// sees (it reads zeros: an NVMe queue written after its map). Faulting the
+// range in writable first, without changing a byte, pins the real pages.
+// Older kernels (EINVAL) and read-only mappings keep what they had.
+void PrefaultWritable(uint64_t vaddr, uint64_t size);
+
 class DmaBuffer : public FdWrap<DmaBuffer> {
  public:
   static constexpr const char kClassName[] = "DmaBuffer";

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm run demo: boot a test guest with one edu device and run the
 // TypeScript edu driver (examples/edu/demo.ts) against it.
-//   npm run demo               in the x86_64 guest (type1 IOMMU)
+//   npm run demo               in the x86_64 guest (Debian's kernel: group + container, type1 IOMMU)
+//   npm run demo -- --iommufd  in the x86_64 guest booting the kernel we build (scripts/guest-kernel):
+//                              the device's cdev bound to an iommufd, DMA through an IOAS
 //   npm run demo -- --ppc64    in the ppc64 guest (sPAPR TCE IOMMU), same driver
 //   npm run demo -- --arm64    in the arm64 guest (SMMUv3), same driver
 //   npm run demo -- nvme       the NVMe driver (examples/nvme) against QEMU's nvme in the x86_64 guest
@@ -29,6 +31,8 @@ if (arg === 'nvme') {
 } else if (arg === 'vmm') {
   const vmm = path.join('dist', 'examples', 'vmm', 'demo.js');
   process.exitCode = sh(path.join(root, 'scripts', 'guest', 'run'), ['--topology', 'single', '--kvm', '--', process.execPath, vmm]);
+} else if (arg === '--iommufd') {
+  process.exitCode = sh(path.join(root, 'scripts', 'guest', 'run'), ['--kernel', 'built', '--topology', 'single', '--', process.execPath, demo, '--iommufd']);
 } else if (arg === '--ppc64' || arg === '--arm64') {
   // Debian's node of that architecture in the guest, with the cross-compiled addon.
   process.exitCode = sh(path.join(root, 'scripts', `guest-${arg.slice(2)}`, 'run'), ['--', 'node', demo]);

@@ -113,6 +113,9 @@ async function build(arch, out) {
   // node-gyp's own defaults (common.gypi) first, then binding.gyp's.
   const flags = ['-fPIC', '-pthread', '-O2', '-fvisibility=hidden', '-D_LARGEFILE_SOURCE', '-D_FILE_OFFSET_BITS=64', ...target.defines.map((d) => `-D${d}`), ...target.cflags_cc];
   const includes = [`-I${nodeInclude()}`, `-I${path.resolve(root, napi)}`];
+  // The vendored uapi headers where this compiler's lack iommufd (binding.gyp asks the same script).
+  const uapi = spawnSync(process.execPath, [path.join(root, 'scripts', 'uapi-include.js')], { env: { ...process.env, CXX: cxx }, encoding: 'utf8' }).stdout.trim();
+  if (uapi) includes.push(`-I${path.resolve(root, uapi)}`);
   const objdir = fs.mkdtempSync(path.join(os.tmpdir(), `vfio-prebuild-${arch}-`));
   try {
     // Two at a time: CI machines and the test guests' hosts have few cores.

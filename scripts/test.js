@@ -3,15 +3,18 @@
 // real /dev/kvm when the host has one), then the real-kernel suite inside the
 // QEMU test guest (and the KVM tests, when the host has no /dev/kvm), in one
 // boot, the sPAPR suite inside the ppc64 test guest and the type1 suite
-// inside the arm64 (SMMUv3) test guest, one boot each. Ends
+// inside the arm64 (SMMUv3) test guest, one boot each, and the iommufd/cdev
+// and noiommu suites in the x86_64 guest booting the kernel we build
+// (scripts/guest-kernel/build, built on first use, then cached). Ends
 // with one line "N passed, N failed" over every suite, and exits non-zero if
 // anything failed, was skipped, or nothing ran.
 //
 //   npm test                    all of them
-//   npm test -- unit host       only those suites (unit, host, vm, docs, package, sample, vm-ppc64, vm-arm64)
+//   npm test -- unit host       only those suites (unit, host, vm, docs, package, sample, vm-ppc64, vm-arm64,
+//                               vm-iommufd, vm-noiommu)
 //   VFIO_VM_FILES='dist/test/vm/dma.test.js' npm test -- vm
 //                               only these guest test files (globs, space-separated;
-//                               vm and vm-arm64)
+//                               vm, vm-arm64, vm-iommufd and vm-noiommu)
 //   VFIO_TEST_BDF=0000:01:00.0 npm test -- vm
 //                               the real-kernel suite on this host, against
 //                               your device bound to vfio-pci (no guest)
@@ -86,24 +89,37 @@ function guestMocha(node, suite, files) {
 
 const NVME_SERIAL = 'vfio-nvme-0042';
 
-function guestSuite(extra) {
+// VFIO_VM_FILES, when set, replaces a guest suite's own files.
+function vmFiles(own) {
+  const only = process.env.VFIO_VM_FILES?.split(/\s+/).filter(Boolean);
+  return only?.length ? only : own;
+}
+
+// One boot of the x86_64 guest through `vfio guest` (the entry point users
+// have; the project is its working directory), running mocha on the files.
+function x86Suite(suite, title, files, guestArgs) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-guest-out-'));
   fs.chmodSync(out, 0o777);
-  const only = process.env.VFIO_VM_FILES?.split(/\s+/).filter(Boolean);
-  const files = only?.length ? only : ['dist/test/vm/**/*.test.js', ...extra];
-  console.log(`\n=== real-kernel tests in the x86_64 test guest (${files.join(' ')}) ===`);
-  const inner = guestMocha(process.execPath, 'guest-x86_64', files);
+  console.log(`\n=== ${title} (${files.join(' ')}) ===`);
+  const inner = guestMocha(process.execPath, suite, files);
+  const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+  const status = sh(process.execPath, [cli, 'guest', ...guestArgs, '--out', out, '--cwd', guestRoot(), '--', 'sh', '-c', inner]);
+  if (status === 125) console.error('\nthe test guest could not run: see the messages above (scripts/guest/setup says what to install)');
+  if (status === 124) console.error('\nthe test guest timed out: its console is printed above');
+  results.push(readStats(path.join(out, 'stats.jsonl'), suite, status));
+  return out;
+}
+
+// An NVMe controller alone below a root port of its own, with a serial the tests check Identify against.
+const nvmeArgs = ['--device', `nvme,name=nvme,size=16M,serial=${NVME_SERIAL}`, '--env', `VFIO_TEST_NVME_SERIAL=${NVME_SERIAL}`];
+
+function guestSuite(extra) {
   // VFIO_RECORD_KERNEL_ANSWERS=1: test/vm/kernel-answers.test.ts records the
   // kernel's answers in the out folder instead of comparing; they become the fixture.
   const record = process.env.VFIO_RECORD_KERNEL_ANSWERS === '1' ? ['--env', 'VFIO_RECORD_KERNEL_ANSWERS=1'] : [];
-  // Through `vfio guest`, the entry point users have; the project is its working directory.
-  const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
-  // An NVMe controller alone below a root port of its own, with a serial the tests check Identify against.
-  const nvme = ['--device', `nvme,name=nvme,size=16M,serial=${NVME_SERIAL}`, '--env', `VFIO_TEST_NVME_SERIAL=${NVME_SERIAL}`];
-  const status = sh(process.execPath, [cli, 'guest', '--topology', 'standard', '--kvm', ...nvme, ...record, '--out', out, '--cwd', guestRoot(), '--', 'sh', '-c', inner]);
-  if (status === 125) console.error('\nthe test guest could not run: see the messages above (scripts/guest/setup says what to install)');
-  if (status === 124) console.error('\nthe test guest timed out: its console is printed above');
-  results.push(readStats(path.join(out, 'stats.jsonl'), 'guest-x86_64', status));
+  const out = x86Suite('guest-x86_64', 'real-kernel tests in the x86_64 test guest', vmFiles(['dist/test/vm/**/*.test.js', ...extra]), [
+    '--topology', 'standard', '--kvm', ...nvmeArgs, ...record,
+  ]);
   const answers = path.join(out, 'kernel-answers.json');
   if (record.length > 0 && fs.existsSync(answers)) {
     fs.copyFileSync(answers, path.join(root, 'test', 'fixtures', 'kernel-answers.json'));
@@ -130,8 +146,8 @@ function crossSuite(arch, title, files) {
 // test/vm-arm64/files.ts names with the reason (checked there, in the guest),
 // plus the SMMUv3 tests. Read after build(): the list is compiled TypeScript.
 function arm64Files() {
-  const only = process.env.VFIO_VM_FILES?.split(/\s+/).filter(Boolean);
-  if (only?.length) return only;
+  const only = vmFiles(undefined);
+  if (only) return only;
   const { ARM64_EXCLUDED } = require(path.join(root, 'dist', 'test', 'vm-arm64', 'files.js'));
   const vm = fs.readdirSync(path.join(root, 'dist', 'test', 'vm')).filter((f) => f.endsWith('.test.js') && !(f in ARM64_EXCLUDED));
   return [...vm.map((f) => `dist/test/vm/${f}`), 'dist/test/vm-arm64/**/*.test.js'];
@@ -184,6 +200,21 @@ if (run('vm-ppc64')) {
   else crossSuite('ppc64', 'sPAPR real-kernel tests', ['dist/test/vm-spapr/**/*.test.js']);
 }
 if (run('vm-arm64')) crossSuite('arm64', 'type1 real-kernel tests (SMMUv3)', arm64Files());
+// The kernel we build (Debian's have no iommufd, cdev or noiommu): with the
+// emulated IOMMU and the vm suite's devices, then without any IOMMU. With the
+// IOMMU, the container suite runs again on the kernel's VFIO-compatible
+// container on /dev/iommu (VFIO_TEST_CONTAINER, test/vm/env.ts).
+const compatFiles = ['core', 'dma', 'rules', 'lifetime'].map((f) => `dist/test/vm/${f}.test.js`);
+if (run('vm-iommufd')) {
+  x86Suite('guest-iommufd', 'iommufd, device cdev and compat-container tests in the x86_64 guest, built kernel', vmFiles(['dist/test/vm-iommufd/**/*.test.js', ...compatFiles]), [
+    '--kernel', 'built', '--topology', 'standard', '--kvm', ...nvmeArgs, '--env', 'VFIO_TEST_CONTAINER=/dev/iommu',
+  ]);
+}
+if (run('vm-noiommu')) {
+  x86Suite('guest-noiommu', 'noiommu tests in the x86_64 guest without an IOMMU, built kernel', vmFiles(['dist/test/vm-noiommu/**/*.test.js']), [
+    '--kernel', 'built', '--no-iommu', '--topology', 'single',
+  ]);
+}
 
 const total = results.reduce((a, r) => ({ passes: a.passes + r.passes, failures: a.failures + r.failures, pending: a.pending + r.pending }), { passes: 0, failures: 0, pending: 0 });
 console.log('\n=== summary ===');

@@ -1,25 +1,52 @@
 // The edu demo: a real userspace PCI driver in TypeScript, end to end.
-//   node dist/examples/edu/demo.js [bdf]      (default: $VFIO_TEST_BDF)
-// The device must be bound to vfio-pci (`vfio bind <bdf>`). The same code
-// runs on x86 (type1 IOMMU) and on POWER (sPAPR TCE IOMMU): it takes the
-// best IOMMU the container offers.
+//   node dist/examples/edu/demo.js [--iommufd | --group] [bdf]   (default: $VFIO_TEST_BDF)
+// The device must be bound to vfio-pci (`vfio bind <bdf>`). It takes the
+// interface the kernel offers: the device's cdev bound to an iommufd (Linux
+// 6.6+ with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV), else its group in a
+// container; a flag forces one. The same code runs on x86 (type1 IOMMU) and
+// on POWER (sPAPR TCE IOMMU): a container takes the best IOMMU it offers.
 
-import { Container, DmaBuffer, hex, SpaprTceIommu, sysfs } from '../../lib';
+import { existsSync } from 'node:fs';
+import { Container, Device, DmaBuffer, hex, IommuFd, SpaprTceIommu, sysfs, type Iommu } from '../../lib';
+import { cdevPath } from '../../lib/device';
 import { Edu, EDU_MAX_DMA } from './edu';
 
-async function main(): Promise<void> {
-  const bdf = process.argv[2] ?? process.env.VFIO_TEST_BDF;
-  if (!bdf) throw new Error('usage: demo <bdf> (or set VFIO_TEST_BDF); the device must be bound to vfio-pci');
-  const groupId = sysfs.iommuGroupOf(bdf);
+/** The cdev path when the kernel offers device cdevs and iommufd, else null. */
+function cdevOf(bdf: string): string | null {
+  if (!existsSync('/dev/iommu')) return null;
+  try {
+    return cdevPath(bdf);
+  } catch {
+    return null;
+  }
+}
 
-  // Buffers first: `using` disposes in reverse, so the container (and its
-  // mappings) goes before the memory the device could DMA into.
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const forced = args.find((a) => a === '--iommufd' || a === '--group');
+  const bdf = args.find((a) => !a.startsWith('--')) ?? process.env.VFIO_TEST_BDF;
+  if (!bdf) throw new Error('usage: demo [--iommufd | --group] <bdf> (or set VFIO_TEST_BDF); the device must be bound to vfio-pci');
+  const viaCdev = forced ? forced === '--iommufd' : cdevOf(bdf) !== null;
+
+  // Buffers first: `using` disposes in reverse, so the container or iommufd
+  // (and its mappings) goes before the memory the device could DMA into.
   using src = DmaBuffer.allocate(4096);
   using dst = DmaBuffer.allocate(4096);
-  using container = Container.open();
-  const group = container.openGroup(groupId);
-  const iommu = container.setIommu();
-  console.log(`container: API ${container.apiVersion}, ${iommu.kind} IOMMU, page ${hex(iommu.pageSize)}, group ${group.id}`);
+  using owner = viaCdev ? IommuFd.open() : Container.open();
+  let iommu: Iommu;
+  let device: Device;
+  if (owner instanceof IommuFd) {
+    const ioas = owner.allocIoas();
+    device = owner.openDevice(bdf, { ioas });
+    iommu = ioas;
+    const ranges = ioas.iovaRanges().ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`);
+    console.log(`interface: device cdev ${device.cdev} bound to ${owner.path}, IOAS ${ioas.id}, page ${hex(ioas.pageSize)}, IOVA ranges ${ranges.join(', ')}`);
+  } else {
+    const group = owner.openGroup(sysfs.iommuGroupOf(bdf));
+    iommu = owner.setIommu();
+    console.log(`interface: group ${group.id} in container ${owner.path}, API ${owner.apiVersion}, ${iommu.kind} IOMMU, page ${hex(iommu.pageSize)}`);
+    device = group.openDevice(bdf);
+  }
 
   // sPAPR v2 maps only memory registered with it first.
   if (iommu instanceof SpaprTceIommu && iommu.kind === 'spapr-v2') {
@@ -28,7 +55,7 @@ async function main(): Promise<void> {
   }
 
   // QEMU's edu has big-endian registers on a POWER machine.
-  const edu = new Edu(group.openDevice(bdf), { bigEndian: process.arch === 'ppc64' });
+  const edu = new Edu(device, { bigEndian: process.arch === 'ppc64' });
   console.log(`ident:     ${hex(edu.ident())}`);
   console.log(`liveness:  ${edu.isAlive() ? 'ok' : 'FAILED'}`);
   console.log(`factorial: 10! = ${await edu.factorial(10)}`);

@@ -30,6 +30,12 @@ Options:
                     two take no --device, --kvm and see only the package
                     folder, so run from inside that
   --kvm             load KVM in the guest (/dev/kvm, nested)
+  --kernel K        debian (the default: Debian's stock kernel, modules
+                    loaded) or built (the project's own, scripts/guest-kernel/
+                    build: adds /dev/iommu, /dev/vfio/devices/vfioN, noiommu;
+                    the first run builds it, several minutes, then cached)
+  --no-iommu        no IOMMU in the guest, VFIO's noiommu mode on: groups are
+                    /dev/vfio/noiommu-N (needs --kernel built, topology single)
   --hugepages N     reserve N huge pages, hugetlbfs on /dev/hugepages
   --smp N           guest CPUs (1 to 8; one boots fastest)
   --timeout SEC     stop the guest after SEC seconds (default 900)
@@ -49,6 +55,8 @@ const OPTIONS = {
   topology: { type: 'string' },
   arch: { type: 'string' },
   kvm: { type: 'boolean' },
+  kernel: { type: 'string' },
+  'no-iommu': { type: 'boolean' },
   hugepages: { type: 'string' },
   smp: { type: 'string' },
   timeout: { type: 'string' },
@@ -77,6 +85,10 @@ export function guestCommandLine(argv: string[], cwd: string): { script: string;
   if (arch !== 'x86_64' && arch !== 'ppc64' && arch !== 'arm64') throw new UsageError(`guest: --arch is x86_64, ppc64 or arm64, not ${quote(arch)}`, '--arch');
   const topology = values.topology ?? 'single';
   if (topology !== 'single' && topology !== 'standard') throw new UsageError(`guest: --topology is single or standard, not ${quote(topology)}`, '--topology');
+  const kernel = values.kernel;
+  if (kernel !== undefined && kernel !== 'debian' && kernel !== 'built') throw new UsageError(`guest: --kernel is debian or built, not ${quote(kernel)}`, '--kernel');
+  if (values['no-iommu'] && kernel !== 'built') throw new UsageError("guest: --no-iommu needs --kernel built (Debian's kernels have no CONFIG_VFIO_NOIOMMU)", '--no-iommu');
+  if (values['no-iommu'] && topology !== 'single') throw new UsageError('guest: --no-iommu takes --topology single (without an IOMMU no devices share a group)', '--topology');
   const number = (name: 'hugepages' | 'smp' | 'timeout', v: string | undefined) => {
     if (v !== undefined && !/^[0-9]{1,6}$/.test(v)) throw new UsageError(`guest: --${name} wants a whole number, not ${quote(v)}`, `--${name}`);
     return v;
@@ -85,7 +97,7 @@ export function guestCommandLine(argv: string[], cwd: string): { script: string;
   const add = (flag: string, v: string | undefined) => v !== undefined && args.push(flag, v);
   const dir = path.resolve(cwd, values.cwd ?? '.');
   if (arch !== 'x86_64') {
-    for (const flag of ['device', 'kvm', 'topology', 'smp'] as const) {
+    for (const flag of ['device', 'kvm', 'topology', 'smp', 'kernel', 'no-iommu'] as const) {
       if (values[flag] !== undefined) throw new UsageError(`guest: --${flag} is for the x86_64 guest`, `--${flag}`);
     }
     // The cross guests run Debian's userland of their architecture and see only the package folder of the host.
@@ -94,6 +106,8 @@ export function guestCommandLine(argv: string[], cwd: string): { script: string;
       throw new UsageError(`guest: the ${arch} guest sees only the package folder (${root}), not ${dir}; run from inside it, or use the x86_64 guest`, '--cwd');
     }
   } else {
+    add('--kernel', kernel);
+    if (values['no-iommu']) args.push('--no-iommu');
     add('--topology', topology);
     if (values.kvm) args.push('--kvm');
     add('--smp', number('smp', values.smp));

@@ -285,6 +285,17 @@ export class MockKernel implements N.NativeBinding {
     return new MockGroup(this, g);
   }
 
+  // The kernel modelled here is Debian's: no CONFIG_IOMMUFD, no device cdevs.
+  openIommufd(path: string): N.NativeIommufd {
+    this.syscall('open');
+    throw Object.assign(sysError('ENOENT', 'open'), { path });
+  }
+
+  openDeviceCdev(path: string): N.NativeDevice {
+    this.syscall('open');
+    throw Object.assign(sysError('ENOENT', 'open'), { path });
+  }
+
   allocDmaBuffer(size: number, hugePageSize: number): N.NativeDmaBuffer {
     this.syscall('mmap');
     const b = new MockDmaBuffer(size, hugePageSize || PAGE, -1);
@@ -806,6 +817,20 @@ export class MockDevice extends MockFd implements N.NativeDevice {
   raise(index: number, v = 0): void {
     this.irqs.get(index)?.[v]?.signal(1);
   }
+  // A 6.1 kernel's vfio-pci has no cdev ioctls: they reach the driver, which answers ENOTTY.
+  bindIommufd(_iommufd: N.NativeIommufd): number {
+    this.live();
+    throw sysError('ENOTTY', 'ioctl(VFIO_DEVICE_BIND_IOMMUFD)');
+  }
+  attachIommufdPt(_ptId: number): number {
+    this.live();
+    throw sysError('ENOTTY', 'ioctl(VFIO_DEVICE_ATTACH_IOMMUFD_PT)');
+  }
+  detachIommufdPt(): void {
+    this.live();
+    throw sysError('ENOTTY', 'ioctl(VFIO_DEVICE_DETACH_IOMMUFD_PT)');
+  }
+
   reset(): void {
     this.live();
     this.k.syscall('ioctl(VFIO_DEVICE_RESET)');

@@ -16,10 +16,11 @@ const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const ALLOWED = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/, /^binding\.gyp$/, /^tsconfig\.json$/,
   /^native\/[\w.]+\.(cc|h)$/,
+  /^native\/uapi\/(linux\/[\w]+\.h|README\.md|Linux-syscall-note)$/,
   /^prebuilds\/linux-(x64|arm64|ppc64)\/vfio\.node$/,
   /^lib\/[\w/.-]+\.(ts|md)$/,
   /^dist\/lib\/[\w/.-]+\.(js|d\.ts|js\.map)$/,
-  /^scripts\/install\.js$/,
+  /^scripts\/(install|uapi-include)\.js$/,
   /^scripts\/guest(-ppc64|-arm64|-cross)?\/(README\.md|run|setup|guest|arch\.sh|(lib|guest)\/[\w.-]+)$/,
 ];
 

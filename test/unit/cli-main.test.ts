@@ -504,6 +504,15 @@ describe('vfio guest: the command line handed to the guest', () => {
     assert.deepEqual(args, ['--topology', 'single', '--kvm', '--device', 'nvme,file=d.img', '--device', 'edu,bridge=b', '--hugepages', '8', '--cwd', '/p', '--', 'npx', 'mocha', '--', '-h']);
   });
 
+  it('boots the built kernel for --kernel built, without an IOMMU for --no-iommu, and refuses --no-iommu on the Debian kernel', () => {
+    assert.deepEqual(guestCommandLine(['--kernel', 'built', '--no-iommu', '--', 'true'], '/p').args, ['--kernel', 'built', '--no-iommu', '--topology', 'single', '--cwd', '/p', '--', 'true']);
+    assert.deepEqual(guestCommandLine(['--kernel', 'debian', '--', 'true'], '/p').args, ['--kernel', 'debian', '--topology', 'single', '--cwd', '/p', '--', 'true']);
+    assert.throws(() => guestCommandLine(['--no-iommu', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /--no-iommu needs --kernel built/ });
+    assert.throws(() => guestCommandLine(['--kernel', 'debian', '--no-iommu', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /no CONFIG_VFIO_NOIOMMU/ });
+    assert.throws(() => guestCommandLine(['--kernel', 'built', '--no-iommu', '--topology', 'standard', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /topology single/ });
+    assert.throws(() => guestCommandLine(['--kernel', 'mine', '--', 'true'], '/p'), { code: 'ERR_INVALID_ARG_VALUE', message: /debian or built/ });
+  });
+
   it('runs the ppc64 guest for --arch ppc64 and refuses what only the x86 guest has', () => {
     const root = path.resolve(__dirname, '..', '..', '..');
     assert.match(guestCommandLine(['--arch', 'ppc64', '--', 'true'], root).script, /scripts\/guest-ppc64\/run$/);

@@ -7,66 +7,8 @@
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, Group, Kvm } from '../../lib';
 import { EDU, openEdu, useFakeKernel } from './fake/setup';
+import { hostile, hostileObject, JUNK, show } from '../hostile-values';
 
-
-let touched = 0;
-const hostileObject = {
-  valueOf() {
-    touched++;
-    throw new Error('valueOf must not be called');
-  },
-  toString() {
-    touched++;
-    throw new Error('toString must not be called');
-  },
-  [Symbol.toPrimitive]() {
-    touched++;
-    throw new Error('toPrimitive must not be called');
-  },
-};
-const hostileGetters = Object.defineProperty({}, 'iova', {
-  enumerable: true,
-  get() {
-    touched++;
-    return 0n;
-  },
-});
-const hostileProxy = new Proxy(
-  {},
-  {
-    getPrototypeOf() {
-      touched++;
-      throw new Error('getPrototypeOf trap must not break the library');
-    },
-    get() {
-      touched++;
-      throw new Error('get trap');
-    },
-  },
-);
-
-const JUNK: unknown[] = [
-  undefined,
-  null,
-  '0',
-  '0000:00:03.0\n',
-  '',
-  -1,
-  1.5,
-  NaN,
-  Infinity,
-  2 ** 53,
-  -1n,
-  1n << 64n,
-  true,
-  [],
-  {},
-  Symbol('s'),
-  () => 0,
-  hostileObject,
-  hostileGetters,
-  hostileProxy,
-];
 
 describe('hostile arguments at every public boundary', () => {
   const fake = useFakeKernel([{ id: 3, devices: [EDU] }]);
@@ -172,7 +114,7 @@ describe('hostile arguments at every public boundary', () => {
         for (const b of [undefined, hostileObject, null]) {
           const w = world();
           const before = fake.k.calls.length;
-          touched = 0;
+          hostile.touched = 0;
           let error: unknown;
           try {
             let r = call(w, a, b);
@@ -190,24 +132,10 @@ describe('hostile arguments at every public boundary', () => {
               assert.equal(fake.k.calls.length, before, `${what} was refused (${(error as unknown as { code: string }).code}) after issuing ${fake.k.calls.slice(before).join(', ')}`);
             }
           }
-          assert.equal(touched, 0, `${what} ran the caller's valueOf/toString/getter/trap`);
+          assert.equal(hostile.touched, 0, `${what} ran the caller's valueOf/toString/getter/trap`);
           w.cleanup();
         }
       }
     });
   }
 });
-
-function show(v: unknown): string {
-  if (typeof v === 'symbol') return 'Symbol()';
-  if (typeof v === 'bigint') return `${v}n`;
-  if (typeof v === 'function') return 'function';
-  if (v === hostileObject) return 'hostileObject';
-  if (v === hostileGetters) return 'hostileGetters';
-  if (v === hostileProxy) return 'hostileProxy';
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}

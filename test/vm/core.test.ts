@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Container, Group, type Type1Iommu } from '../../lib';
 import { native } from '../../lib/native';
-import { msiWindow, testEnv, type TestEnv } from './env';
+import { containerOptions, msiWindow, testEnv, type TestEnv } from './env';
 
 describe('container, group and device on the real kernel', () => {
   let env: TestEnv;
@@ -13,7 +13,7 @@ describe('container, group and device on the real kernel', () => {
   });
 
   it('speaks VFIO API version 0 and offers type1v2', () => {
-    using container = Container.open();
+    using container = Container.open(containerOptions());
     assert.equal(container.apiVersion, native().constants.VFIO_API_VERSION);
     assert.ok(container.supportedIommus().includes('type1v2'));
   });
@@ -21,7 +21,7 @@ describe('container, group and device on the real kernel', () => {
   it('reports the group viable and not yet attached, then attached', () => {
     using group = Group.open(env.group);
     assert.deepEqual(group.status(), { viable: true, containerSet: false });
-    using container = Container.open();
+    using container = Container.open(containerOptions());
     group.attach(container);
     assert.deepEqual(group.status(), { viable: true, containerSet: true });
     group.detach();
@@ -29,7 +29,7 @@ describe('container, group and device on the real kernel', () => {
   });
 
   it("reads the IOMMU info: page sizes and IOVA ranges with the group's MSI window cut out", () => {
-    using container = Container.open();
+    using container = Container.open(containerOptions());
     container.openGroup(env.group);
     const iommu = container.setIommu('type1v2') as Type1Iommu;
     const info = iommu.info();
@@ -45,7 +45,7 @@ describe('container, group and device on the real kernel', () => {
   });
 
   it('opens the device and reads its regions and interrupts', () => {
-    using container = Container.open();
+    using container = Container.open(containerOptions());
     const group = container.openGroup(env.group);
     container.setIommu();
     const device = group.openDevice(env.bdf);
@@ -61,7 +61,7 @@ describe('container, group and device on the real kernel', () => {
   });
 
   it('reads a BAR the same through pread and through mmap', () => {
-    using container = Container.open();
+    using container = Container.open(containerOptions());
     const group = container.openGroup(env.group);
     container.setIommu();
     const device = group.openDevice(env.bdf);
@@ -74,7 +74,7 @@ describe('container, group and device on the real kernel', () => {
   it('closes every fd it opened', () => {
     const before = readdirSync('/proc/self/fd').length;
     {
-      using container = Container.open();
+      using container = Container.open(containerOptions());
       const group = container.openGroup(env.group);
       container.setIommu();
       const device = group.openDevice(env.bdf);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Container, DmaBuffer, type Iommu } from '../../lib';
 import { Edu, EDU_MAX_DMA } from '../../examples/edu/edu';
-import { isEdu, testEnv } from './env';
+import { containerOptions, isEdu, testEnv } from './env';
 
 describe('edu DMA and interrupts through VFIO', () => {
   let container: Container;
@@ -15,7 +15,7 @@ describe('edu DMA and interrupts through VFIO', () => {
   before(function () {
     const env = testEnv();
     if (!isEdu(env.bdf)) throw new Error(`${env.bdf} is not QEMU's edu (1234:11e8): these tests drive edu registers`);
-    container = Container.open();
+    container = Container.open(containerOptions());
     const group = container.openGroup(env.group);
     iommu = container.setIommu();
     edu = new Edu(group.openDevice(env.bdf));

@@ -157,3 +157,17 @@ export function itSeesTheProject(): void {
     if (want) assert.match(want, /^\/tmp\/.* .*,/, 'npm test runs the guests from a path under /tmp with a space and a comma');
   });
 }
+
+/**
+ * The container the container suite opens: /dev/vfio/vfio, or with
+ * VFIO_TEST_CONTAINER=/dev/iommu the kernel's VFIO-compatible container on
+ * an iommufd (the built-kernel guest runs the suite both ways).
+ */
+export function containerOptions(): { path: string } {
+  return { path: process.env.VFIO_TEST_CONTAINER ?? '/dev/vfio/vfio' };
+}
+
+/** Is the suite running against the iommufd compat container? */
+export function onIommufdCompat(): boolean {
+  return containerOptions().path === '/dev/iommu';
+}

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Container, DmaBuffer, Group } from '../../lib';
 import { native } from '../../lib/native';
 import { collectUntil, leakWarnings, settle } from '../fixtures/gc';
-import { fdCount, lockedKb, testEnv, type TestEnv } from './env';
+import { containerOptions, fdCount, lockedKb, testEnv, type TestEnv } from './env';
 import { errorOf } from './raw';
 
 /** BAR mmaps show in /proc/self/maps as the vfio device's anon inode. */
@@ -28,7 +28,7 @@ describe('lifetimes on the real kernel', () => {
     const warnings = leakWarnings();
     try {
       (() => {
-        const container = Container.open();
+        const container = Container.open(containerOptions());
         const group = container.openGroup(env.group);
         const iommu = container.setIommu();
         const device = group.openDevice(env.bdf);
@@ -53,7 +53,7 @@ describe('lifetimes on the real kernel', () => {
 
   it('after the last group leaves, the old Iommu is closed, and the new one maps the same IOVA the kernel now has free', () => {
     using buffer = DmaBuffer.allocate(4096);
-    using container = Container.open();
+    using container = Container.open(containerOptions());
     const group = container.openGroup(env.group);
     const old = container.setIommu();
     old.map(buffer, { iova: 0x100000n });
@@ -74,7 +74,7 @@ describe('lifetimes on the real kernel', () => {
     const fds = fdCount();
     const locked = lockedKb();
     const buffer = DmaBuffer.allocate(2 << 20);
-    const container = Container.open();
+    const container = Container.open(containerOptions());
     const group = container.openGroup(env.group);
     const iommu = container.setIommu();
     const device = group.openDevice(env.bdf);
@@ -93,7 +93,7 @@ describe('lifetimes on the real kernel', () => {
   });
 
   it('irq.wait() resolves with a real interrupt; parked when the device closes it rejects with ERR_VFIO_CLOSED, not a timeout', async () => {
-    using container = Container.open();
+    using container = Container.open(containerOptions());
     const group = container.openGroup(env.group);
     container.setIommu();
     const device = group.openDevice(env.bdf);

@@ -2,10 +2,11 @@
 // answers to the inputs our rules refuse.
 
 import { native, type NativeContainer, type NativeGroup } from '../../lib/native';
+import { containerOptions } from './env';
 
 export function rawType1(groupId: number): { container: NativeContainer; group: NativeGroup; close(): void } {
   const n = native();
-  const container = n.openContainer('/dev/vfio/vfio');
+  const container = n.openContainer(containerOptions().path);
   const group = n.openGroup(`/dev/vfio/${groupId}`);
   group.setContainer(container);
   container.setIommu(n.constants.VFIO_TYPE1v2_IOMMU);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Container, DmaBuffer, Group, type Iommu } from '../../lib';
 import { native } from '../../lib/native';
-import { msiWindow, testEnv, type TestEnv } from './env';
+import { containerOptions, msiWindow, testEnv, type TestEnv } from './env';
 import { errorOf, rawType1 } from './raw';
 
 describe('rules on the real kernel', () => {
@@ -20,7 +20,7 @@ describe('rules on the real kernel', () => {
   after(() => buffer?.close());
 
   function withIommu(fn: (iommu: Iommu, container: Container) => void): void {
-    using container = Container.open();
+    using container = Container.open(containerOptions());
     container.openGroup(env.group);
     fn(container.setIommu('type1v2'), container);
   }
@@ -92,12 +92,12 @@ describe('rules on the real kernel', () => {
 
   it('device before IOMMU: ERR_VFIO_IOMMU_NOT_SET here; the kernel refuses GET_DEVICE_FD too', () => {
     {
-      using container = Container.open();
+      using container = Container.open(containerOptions());
       const group = container.openGroup(env.group);
       assert.throws(() => group.openDevice(env.bdf), { code: 'ERR_VFIO_IOMMU_NOT_SET' });
     }
     const n = native();
-    const container = n.openContainer('/dev/vfio/vfio');
+    const container = n.openContainer(containerOptions().path);
     const group = n.openGroup(`/dev/vfio/${env.group}`);
     try {
       group.setContainer(container);

@@ -51,7 +51,8 @@ copy_module() {
 	basename "$dest"
 }
 
-# build_initramfs MODDIR OUT — write an uncompressed newc cpio to OUT.
+# build_initramfs MODDIR OUT — write an uncompressed newc cpio to OUT. An
+# empty MODDIR: a kernel with everything built in, empty module lists.
 # Uncompressed because unpacking is then a copy; decompressing a few MB
 # under TCG costs more than QEMU loading the larger file.
 build_initramfs() {
@@ -67,9 +68,9 @@ build_initramfs() {
 
 	# Each list holds file names in load order; the kvm list leaves out what
 	# the base list already loads.
-	local base kvm
-	base=$(module_order "$moddir" "${BASE_MODULES[@]}") || return 1
-	kvm=$(module_order "$moddir" "${BASE_MODULES[@]}" "${KVM_MODULES[@]}" | grep -vxF "$base") || return 1
+	local base='' kvm=''
+	[ -z "$moddir" ] || base=$(module_order "$moddir" "${BASE_MODULES[@]}") || return 1
+	[ -z "$moddir" ] || kvm=$(module_order "$moddir" "${BASE_MODULES[@]}" "${KVM_MODULES[@]}" | grep -vxF "$base") || return 1
 	for rel in $base; do copy_module "$moddir" "$rel" "$root/modules"; done >"$root/modules/base.order"
 	for rel in $kvm; do copy_module "$moddir" "$rel" "$root/modules"; done >"$root/modules/kvm.order"
 

@@ -7,7 +7,14 @@
 # lists and sources stay as they are. Unset: the host's apt sources.
 APT_OPTS=()
 use_suite() {
-	local suite=$1 dir=$PROJECT_ROOT/.cache/guest/apt-$1 uri keyring
+	use_suites "$PROJECT_ROOT/.cache/guest/apt-$1" "$1"
+}
+
+# use_suites DIR SUITE... — the private apt state in DIR, with these suites
+# (scripts/guest-kernel/build searches several for linux-source).
+use_suites() {
+	local dir=$1 uri keyring suite
+	shift
 	# The Debian archive the host already uses (its own mirror, not a
 	# hard-coded one).
 	uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Origin: Debian' 'Identifier: Packages' |
@@ -15,13 +22,13 @@ use_suite() {
 	[ -n "$uri" ] || die "cannot tell the host's Debian mirror from its apt sources"
 	keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 	mkdir -p "$dir"/{lists/partial,cache/archives/partial,sources.d}
-	echo "deb [signed-by=$keyring] $uri $suite main" >"$dir/sources.list"
+	for suite in "$@"; do echo "deb [signed-by=$keyring] $uri $suite main"; done >"$dir/sources.list"
 	APT_OPTS=(-o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
 		-o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/sources.d"
 		-o "Dir::State::status=/dev/null")
 	# A private list is fetched once; later setups reuse it (delete the
 	# folder to look for a newer kernel).
-	[ -n "$(ls "$dir/lists" | grep -v partial)" ] || apt_retry update
+	ls "$dir/lists" | grep -q '_InRelease$' || apt_retry update
 }
 
 # Root downloads as root: apt's _apt user may not write into the cache.

@@ -38,18 +38,23 @@ share() {
 # cheaper under TCG.
 KERNEL_CMDLINE="console=ttyS0 intel_iommu=on panic=-1 mitigations=off"
 
+# Without an IOMMU (run --no-iommu, built kernel only): no intel-iommu, and
+# VFIO's noiommu mode switched on, so vfio-pci makes /dev/vfio/noiommu-N.
+NOIOMMU_CMDLINE="console=ttyS0 panic=-1 mitigations=off vfio.enable_unsafe_noiommu_mode=1"
+
 # qemu_args TOPOLOGY RUNDIR CTLDIR OUTDIR
 qemu_args() {
-	local topology=$1 run=$2 ctl=$3 out=$4 kernel
+	local topology=$1 run=$2 ctl=$3 out=$4 kernel iommu=(-device intel-iommu,intremap=on) cmdline=$KERNEL_CMDLINE
 	kernel=$CACHE_DIR/$(stamp_get kernel)
+	[ "${GUEST_NOIOMMU:-0}" = 0 ] || iommu=() cmdline=$NOIOMMU_CMDLINE
 	# TCG: the host's /dev/kvm cannot run a stock kernel. One CPU boots
 	# faster than two under TCG (run --smp asks for more). -cpu max gives the
 	# guest svm for nested KVM.
 	printf '%s\n' -machine q35 -accel tcg -cpu max -smp "${GUEST_SMP:-1}" -m 2048 \
 		-nodefaults -no-user-config -display none -no-reboot \
-		-device intel-iommu,intremap=on \
+		"${iommu[@]}" \
 		-kernel "$kernel" -initrd "$CACHE_DIR/initramfs.cpio" \
-		-append "$KERNEL_CMDLINE" \
+		-append "$cmdline" \
 		-chardev "file,id=console,path=$run/console.log" -serial chardev:console \
 		-chardev "file,id=stdout,path=$run/stdout" -serial chardev:stdout \
 		-chardev "file,id=stderr,path=$run/stderr" -serial chardev:stderr
