@@ -45,7 +45,7 @@ export function runDoctor(options?: DoctorOptions): DoctorReport {
   const opts: DoctorOptions = checkOptions(options);
   const interfaces = detectInterfaces(opts);
   const checks = [
-    checkIommu(opts),
+    checkIommu(opts, interfaces),
     checkModules(opts),
     checkContainer(opts, interfaces),
     checkIommufd(opts, interfaces),
@@ -59,7 +59,7 @@ export function runDoctor(options?: DoctorOptions): DoctorReport {
   return { checks, interfaces, ok: checks.every((c) => c.status !== 'fail') };
 }
 
-function checkIommu(opts: DoctorOptions): DoctorCheck {
+function checkIommu(opts: DoctorOptions, ifs: HostInterfaces): DoctorCheck {
   const r = roots(opts);
   // vfio's no-IOMMU groups are no sign of an IOMMU.
   const groups = listDir(path.join(r.sys, 'kernel/iommu_groups')).filter((n) => /^\d+$/.test(n) && !isNoiommuGroup(Number(n), opts));
@@ -75,10 +75,14 @@ function checkIommu(opts: DoctorOptions): DoctorCheck {
   const fix = hasParam
     ? `the kernel was booted with ${param} but found no IOMMU: enable VT-d / AMD-Vi ("IOMMU", "DMA remapping") in the firmware setup`
     : `add ${param} to the kernel command line (e.g. GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub and reboot) and enable VT-d / AMD-Vi in the firmware`;
+  // With no-IOMMU mode on, devices still reach userspace (unsafely): that limits, it does not block.
+  const noiommu = ifs.noiommu.enabled === true;
   return {
     name: 'iommu',
-    status: 'fail',
-    detail: `no IOMMU groups in ${path.join(r.sys, 'kernel/iommu_groups')}: the IOMMU is off or absent`,
+    status: noiommu ? 'warn' : 'fail',
+    detail:
+      `no IOMMU groups in ${path.join(r.sys, 'kernel/iommu_groups')}: the IOMMU is off or absent` +
+      (noiommu ? '; only unsafe no-IOMMU mode can hand devices to userspace here, without isolation' : ''),
     fix: `${fix}; check with dmesg | grep -i -e DMAR -e AMD-Vi -e IOMMU`,
   };
 }

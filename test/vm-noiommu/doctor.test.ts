@@ -21,12 +21,13 @@ describe('vfio doctor and list on the built kernel without an IOMMU (noiommu on)
   this.timeout(60_000);
   const env = testEnv();
 
-  it('doctor: no IOMMU fails, no-IOMMU mode on is a warning naming the noiommu group, the group node is checked at noiommu-N', () => {
+  it('doctor: no IOMMU and no-IOMMU mode on are warnings (usable, without isolation), naming the noiommu group; its node is checked at noiommu-N', () => {
     const r = vfio(['doctor', '--json']);
     const j = JSON.parse(r.stdout) as { ok: boolean; checks: Check[]; interfaces: { group: { available: boolean }; noiommu: { available: boolean; enabled: boolean | null; detail: string } } };
-    assert.equal(r.status, 1, r.stdout);
+    assert.equal(r.status, 0, r.stdout);
     const check = (name: string, group?: number) => j.checks.find((c) => c.name === name && c.group === group)!;
-    assert.equal(check('iommu').status, 'fail');
+    assert.equal(check('iommu').status, 'warn');
+    assert.match(check('iommu').detail, /only unsafe no-IOMMU mode can hand devices to userspace here, without isolation$/);
     const noiommu = check('noiommu');
     assert.equal(noiommu.status, 'warn');
     assert.match(noiommu.detail, new RegExp(`^unsafe no-IOMMU mode is on \\(/sys/module/vfio/parameters/enable_unsafe_noiommu_mode = Y\\): .*; groups /dev/vfio/noiommu-${env.group}$`));
