@@ -172,6 +172,12 @@ export class Group extends Resource {
     }
     const device = Device.create(this, name, handle);
     this.#devices.push(device);
+    try {
+      this.#container.iommu.deviceOpened();
+    } catch (e) {
+      device.close();
+      throw e;
+    }
     return device;
   }
 

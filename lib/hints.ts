@@ -25,7 +25,7 @@ export function groupOpenHint(code: string, id: number, path: string, openHere: 
     case 'EBUSY':
       return openHere
         ? `group ${id} is already open in this process; use that Group object (a group can be opened once)`
-        : `group ${id} is open in another process; find it with 'fuser -v ${path}' and close it there`;
+        : `group ${id} is open in another process, or a device of it is open by its cdev (Device.openCdev, here or elsewhere); find it with 'fuser -v ${path} /dev/vfio/devices/*' and close it there`;
     case 'EACCES':
     case 'EPERM':
       return `the current user may not open ${path}; grant it (e.g. 'chown $USER ${path}', or a udev rule setting OWNER/GROUP for vfio devices) or run with the needed privileges`;

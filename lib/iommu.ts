@@ -101,19 +101,21 @@ export abstract class Iommu {
    */
   map(buffer: DmaSource, options?: MapOptions): DmaMapping {
     const mapping = this.#reserve(buffer, options);
+    const unplaced = mapping.iova === UNPLACED;
     try {
       this.issueMap(mapping);
     } catch (e) {
       this.#forget(mapping);
       this.#rethrowMap(e, mapping);
     }
-    if (mapping.iova === UNPLACED) this.#place(mapping);
+    if (unplaced) this.#place(mapping);
     return mapping;
   }
 
   /** map() with the pinning done on the libuv thread pool (GiBs take seconds). */
   async mapAsync(buffer: DmaSource, options?: MapOptions): Promise<DmaMapping> {
     const mapping = this.#reserve(buffer, options);
+    const unplaced = mapping.iova === UNPLACED;
     this.#pending.add(mapping);
     try {
       await this.issueMapAsync(mapping);
@@ -123,7 +125,7 @@ export abstract class Iommu {
       this.#rethrowMap(e, mapping);
     }
     this.#pending.delete(mapping);
-    if (mapping.iova === UNPLACED) this.#place(mapping);
+    if (unplaced) this.#place(mapping);
     return mapping;
   }
 
@@ -237,6 +239,9 @@ export abstract class Iommu {
 
   /** Usable IOVA ranges, inclusive ends, sorted. */
   abstract windows(): { start: bigint; end: bigint }[];
+
+  /** @internal A device behind this IOMMU opened: models whose ranges can change then re-read them. */
+  deviceOpened(): void {}
 
   /** @internal Live mappings, for teardown(). */
   get mappingCount(): number {

@@ -26,7 +26,7 @@ export class Type1Iommu extends Iommu {
   readonly kind: 'type1' | 'type1v2';
   protected readonly container: NativeContainer;
   readonly pageSize: bigint;
-  readonly #ranges: { start: bigint; end: bigint }[];
+  #ranges: { start: bigint; end: bigint }[];
   /** Most live mappings the kernel will allow (DMA-avail at setup), null if unknown. */
   readonly maxMappings: number | null;
   readonly #unmapAll: boolean;
@@ -65,6 +65,16 @@ export class Type1Iommu extends Iommu {
 
   windows(): { start: bigint; end: bigint }[] {
     return this.#ranges;
+  }
+
+  /**
+   * @internal A device of the container opened. On the iommufd compat
+   * container (/dev/iommu) the IOVA ranges narrow only now: the device joins
+   * the IOAS at open, not at SET_CONTAINER (legacy type1 answers the same
+   * ranges again).
+   */
+  override deviceOpened(): void {
+    this.#ranges = this.info().iovaRanges;
   }
 
   protected checkMap(r: MapRequest): void {

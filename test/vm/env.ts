@@ -127,8 +127,10 @@ export function userChildEnv(): NodeJS.ProcessEnv {
 
 /** VmLck from /proc/self/status, in kB: what VFIO type1 pins is accounted there. */
 export function lockedKb(): number {
-  const m = /^VmLck:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) : NaN;
+  // type1 charges pins to VmLck, iommufd (the compat container too) to VmPin.
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return kb('VmLck') + kb('VmPin');
 }
 
 /** Open fds of this process. */
