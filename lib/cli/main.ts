@@ -19,14 +19,16 @@ export const USAGE = `Usage: vfio <command> [options]
 Inspect a Linux host for VFIO and move PCI devices to vfio-pci and back.
 
 Commands:
-  list                       IOMMU groups and their devices, viable or not and why
+  list                       IOMMU groups and their devices, viable or not and why,
+                             and what each can be opened through (group, cdev, noiommu)
   bind <bdf|vendor:device>   unbind from the current driver, set driver_override
                              to vfio-pci, probe; print the group node
   unbind <bdf>               clear driver_override, give the device back to the
                              driver it had before bind
   unbind --restore           give back every device a scoped binding (sysfs.bindScoped)
                              of a process that is gone left on vfio-pci
-  doctor [--map SIZE]        check IOMMU, modules, /dev/vfio permissions,
+  doctor [--map SIZE]        check IOMMU, modules, the VFIO interfaces (group/container,
+                             iommufd, cdev, noiommu), /dev/vfio permissions,
                              RLIMIT_MEMLOCK, huge pages, /dev/kvm; a fix for each
   guest [opts] -- CMD...     run CMD in the test guest (real /dev/vfio, emulated
                              IOMMU) with the devices you ask for: vfio guest --help
@@ -58,12 +60,13 @@ const OPTIONS = {
   'sysfs-root': { type: 'string' },
   'dev-root': { type: 'string' },
   'proc-root': { type: 'string' },
+  'boot-root': { type: 'string' },
   'run-root': { type: 'string' },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
 
-const COMMON: OptionName[] = ['help', 'json', 'no-color', 'sysfs-root', 'dev-root', 'proc-root', 'run-root'];
+const COMMON: OptionName[] = ['help', 'json', 'no-color', 'sysfs-root', 'dev-root', 'proc-root', 'boot-root', 'run-root'];
 const ALLOWED: Record<string, OptionName[]> = {
   list: COMMON,
   bind: [...COMMON, 'group', 'force'],
@@ -117,6 +120,7 @@ export function run(argv: string[], io: CliIo, lib: Partial<BindOptions> = {}): 
         ...(values['sysfs-root'] === undefined ? {} : { sysfsRoot: values['sysfs-root'] }),
         ...(values['dev-root'] === undefined ? {} : { devRoot: values['dev-root'] }),
         ...(values['proc-root'] === undefined ? {} : { procRoot: values['proc-root'] }),
+        ...(values['boot-root'] === undefined ? {} : { bootRoot: values['boot-root'] }),
         ...(values['run-root'] === undefined ? {} : { runRoot: values['run-root'] }),
         force: values.force === true,
       },
@@ -137,7 +141,7 @@ export function run(argv: string[], io: CliIo, lib: Partial<BindOptions> = {}): 
   }
 }
 
-const ROOTS = ['sysfs-root', 'dev-root', 'proc-root', 'run-root'] as const;
+const ROOTS = ['sysfs-root', 'dev-root', 'proc-root', 'boot-root', 'run-root'] as const;
 
 /** --json before any '--', for a command line parseArgs refused. */
 function jsonWanted(argv: string[]): boolean {

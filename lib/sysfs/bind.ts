@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { argArray } from '../args';
 import { RuleCode, VfioError, rethrow } from '../errors';
-import { type GroupOptions, iommuGroupOf, isVfioDriver, readIommuGroup } from './groups';
+import { type GroupOptions, groupNodePath, iommuGroupOf, isVfioDriver, readIommuGroup } from './groups';
 import { deviceUses, groupUsers } from './in-use';
 import { checkOptions, roots } from './options';
 import { bridgeAt, pciDeviceDir, readPciDevice, requireAddress } from './pci';
@@ -78,7 +78,7 @@ function writeHint(code: string): string | undefined {
 }
 
 function devNodeOf(group: number | null, opts: BindOptions): string | null {
-  return group === null ? null : path.join(roots(opts).dev, 'vfio', String(group));
+  return group === null ? null : groupNodePath(group, opts);
 }
 
 /** Binds one device to vfio-pci, remembering its previous driver for unbindFromVfio. */

@@ -3,7 +3,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type GroupOptions, explainNotViable, listIommuGroups, viabilityFix } from './groups';
+import { type GroupOptions, explainNotViable, isNoiommuGroup, listIommuGroups, viabilityFix } from './groups';
+import { type HostInterfaces, detectInterfaces } from './interfaces';
 import { type NodeAccess, type SysfsOptions, checkOptions, currentCredentials, listDir, nodeAccess, readAttr, roots } from './options';
 import { formatSize } from './size';
 
@@ -12,7 +13,10 @@ export type CheckStatus = 'ok' | 'warn' | 'fail';
 
 /** One host check of `vfio doctor`: what was checked, its outcome and the fix. */
 export interface DoctorCheck {
-  /** Stable identifier: 'iommu', 'vfio-modules', 'vfio-container', 'group-node', 'group-viable', 'memlock', 'hugepages', 'kvm'. */
+  /**
+   * Stable identifier: 'iommu', 'vfio-modules', 'vfio-container' (the group/container interface), 'iommufd',
+   * 'vfio-cdev', 'noiommu', 'group-node', 'group-viable', 'memlock', 'hugepages', 'kvm'.
+   */
   name: string;
   status: CheckStatus;
   detail: string;
@@ -24,6 +28,8 @@ export interface DoctorCheck {
 /** Every host check of `vfio doctor`. */
 export interface DoctorReport {
   checks: DoctorCheck[];
+  /** Which VFIO interfaces the kernel offers, with the evidence (what the interface checks are made from). */
+  interfaces: HostInterfaces;
   /** False when some check failed, i.e. something blocks VFIO use. */
   ok: boolean;
 }
@@ -37,21 +43,26 @@ export interface DoctorOptions extends GroupOptions {
 /** Checks what VFIO needs on this host (IOMMU on, vfio-pci loaded, groups, access, memlock limit) and says how to fix what is missing. */
 export function runDoctor(options?: DoctorOptions): DoctorReport {
   const opts: DoctorOptions = checkOptions(options);
+  const interfaces = detectInterfaces(opts);
   const checks = [
-    checkIommu(opts),
+    checkIommu(opts, interfaces),
     checkModules(opts),
-    checkContainer(opts),
+    checkContainer(opts, interfaces),
+    checkIommufd(opts, interfaces),
+    checkCdev(interfaces),
+    checkNoiommu(opts, interfaces),
     ...checkGroups(opts),
     checkMemlock(opts),
     checkHugePages(opts),
     checkKvm(opts),
   ];
-  return { checks, ok: checks.every((c) => c.status !== 'fail') };
+  return { checks, interfaces, ok: checks.every((c) => c.status !== 'fail') };
 }
 
-function checkIommu(opts: DoctorOptions): DoctorCheck {
+function checkIommu(opts: DoctorOptions, ifs: HostInterfaces): DoctorCheck {
   const r = roots(opts);
-  const groups = listDir(path.join(r.sys, 'kernel/iommu_groups')).filter((n) => /^\d+$/.test(n));
+  // vfio's no-IOMMU groups are no sign of an IOMMU.
+  const groups = listDir(path.join(r.sys, 'kernel/iommu_groups')).filter((n) => /^\d+$/.test(n) && !isNoiommuGroup(Number(n), opts));
   const units = listDir(path.join(r.sys, 'class/iommu'));
   if (groups.length > 0) {
     const by = units.length > 0 ? ` (IOMMU ${units.join(', ')})` : '';
@@ -64,10 +75,14 @@ function checkIommu(opts: DoctorOptions): DoctorCheck {
   const fix = hasParam
     ? `the kernel was booted with ${param} but found no IOMMU: enable VT-d / AMD-Vi ("IOMMU", "DMA remapping") in the firmware setup`
     : `add ${param} to the kernel command line (e.g. GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub and reboot) and enable VT-d / AMD-Vi in the firmware`;
+  // With no-IOMMU mode on, devices still reach userspace (unsafely): that limits, it does not block.
+  const noiommu = ifs.noiommu.enabled === true;
   return {
     name: 'iommu',
-    status: 'fail',
-    detail: `no IOMMU groups in ${path.join(r.sys, 'kernel/iommu_groups')}: the IOMMU is off or absent`,
+    status: noiommu ? 'warn' : 'fail',
+    detail:
+      `no IOMMU groups in ${path.join(r.sys, 'kernel/iommu_groups')}: the IOMMU is off or absent` +
+      (noiommu ? '; only unsafe no-IOMMU mode can hand devices to userspace here, without isolation' : ''),
     fix: `${fix}; check with dmesg | grep -i -e DMAR -e AMD-Vi -e IOMMU`,
   };
 }
@@ -90,15 +105,6 @@ function checkModules(opts: DoctorOptions): DoctorCheck {
         ` (to load at boot: list them in /etc/modules-load.d/vfio.conf)`,
     };
   }
-  const noiommu = readAttr(path.join(r.sys, 'module/vfio/parameters/enable_unsafe_noiommu_mode'));
-  if (noiommu === 'Y') {
-    return {
-      name: 'vfio-modules',
-      status: 'warn',
-      detail: `vfio, ${backend} and vfio-pci are loaded, but unsafe no-IOMMU mode is on: devices can DMA anywhere`,
-      fix: 'echo N > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode (and drop vfio.enable_unsafe_noiommu_mode=1)',
-    };
-  }
   return { name: 'vfio-modules', status: 'ok', detail: `vfio, ${backend} and vfio-pci are loaded` };
 }
 
@@ -106,11 +112,14 @@ function describeNode(n: NodeAccess): string {
   return `${n.path} mode ${n.mode!.toString(8).padStart(4, '0')} uid ${n.uid} gid ${n.gid}`;
 }
 
-function checkContainer(opts: DoctorOptions): DoctorCheck {
-  const n = nodeAccess(path.join(roots(opts).dev, 'vfio/vfio'), opts);
-  if (!n.exists) {
-    return { name: 'vfio-container', status: 'fail', detail: `${n.path} is missing`, fix: 'modprobe vfio (the node appears when the module loads)' };
+function checkContainer(opts: DoctorOptions, ifs: HostInterfaces): DoctorCheck {
+  const g = ifs.group;
+  if (!g.available) {
+    // Without the legacy interface a host can still be fine through cdev + iommufd.
+    const modern = ifs.cdev.available && ifs.iommufd.available;
+    return { name: 'vfio-container', status: modern ? 'warn' : 'fail', detail: `group/container interface: ${g.detail}`, ...(g.fix === null ? {} : { fix: g.fix }) };
   }
+  const n = nodeAccess(path.join(roots(opts).dev, 'vfio/vfio'), opts);
   if (!n.accessible) {
     return {
       name: 'vfio-container',
@@ -119,7 +128,43 @@ function checkContainer(opts: DoctorOptions): DoctorCheck {
       fix: `chmod 0666 ${n.path} (the container alone grants no device access; that is its normal mode)`,
     };
   }
-  return { name: 'vfio-container', status: 'ok', detail: `${n.path} is usable` };
+  const by = g.container === 'iommufd' ? 'served by iommufd' : g.backends.join(', ');
+  return { name: 'vfio-container', status: 'ok', detail: `${n.path} is usable (${by}): the group/container interface` };
+}
+
+function checkIommufd(opts: DoctorOptions, ifs: HostInterfaces): DoctorCheck {
+  const i = ifs.iommufd;
+  if (!i.available) return { name: 'iommufd', status: 'warn', detail: `no iommufd: ${i.detail}`, ...(i.fix === null ? {} : { fix: i.fix }) };
+  const n = nodeAccess(path.join(roots(opts).dev, 'iommu'), opts);
+  if (!n.accessible) {
+    return {
+      name: 'iommufd',
+      status: 'warn',
+      detail: `${describeNode(n)}: not readable and writable by ${who(opts)} (needed for the cdev interface)`,
+      fix: `as root: chown ${opts.credentials?.uid ?? currentCredentials().uid} ${n.path}, or a udev rule KERNEL=="iommu", OWNER="<user>" in /etc/udev/rules.d/`,
+    };
+  }
+  return { name: 'iommufd', status: 'ok', detail: `${i.detail} is usable` };
+}
+
+function checkCdev(ifs: HostInterfaces): DoctorCheck {
+  const c = ifs.cdev;
+  if (!c.available) return { name: 'vfio-cdev', status: 'warn', detail: `no device cdevs: ${c.detail}`, ...(c.fix === null ? {} : { fix: c.fix }) };
+  return { name: 'vfio-cdev', status: 'ok', detail: `device cdevs: ${c.detail}` };
+}
+
+function checkNoiommu(opts: DoctorOptions, ifs: HostInterfaces): DoctorCheck {
+  const m = ifs.noiommu;
+  const fix = m.fix === null ? {} : { fix: m.fix };
+  if (m.enabled === true) return { name: 'noiommu', status: 'warn', detail: m.detail, ...fix };
+  // Off or absent is the safe state; it limits only a host no IOMMU covers.
+  const iommu = listDir(path.join(roots(opts).sys, 'kernel/iommu_groups')).some((n) => /^\d+$/.test(n) && !isNoiommuGroup(Number(n), opts));
+  return {
+    name: 'noiommu',
+    status: iommu ? 'ok' : 'warn',
+    detail: `no-IOMMU mode${iommu ? ' (needed only for devices no IOMMU covers)' : ''}: ${m.detail}`,
+    ...fix,
+  };
 }
 
 function who(opts: DoctorOptions): string {

@@ -24,7 +24,10 @@ export interface IommuGroupInfo {
   viable: boolean;
   /** The devices that make the group non-viable (empty when viable). */
   blockers: PciDeviceInfo[];
+  /** /dev/vfio/<id>, or /dev/vfio/noiommu-<id> for a no-IOMMU group. */
   devNode: NodeAccess;
+  /** A group vfio made for a device that no IOMMU covers (unsafe no-IOMMU mode): no isolation at all. */
+  noiommu: boolean;
 }
 
 /** Options of the group functions: where sysfs is, and whose access is judged. */
@@ -180,8 +183,23 @@ function readGroup(id: number, rule: ViabilityRule, opts: GroupOptions): IommuGr
     devices,
     viable: blockers.length === 0,
     blockers,
-    devNode: nodeAccess(path.join(roots(opts).dev, 'vfio', String(id)), opts),
+    devNode: nodeAccess(groupNodePath(id, opts), opts),
+    noiommu: isNoiommuGroup(id, opts),
   };
+}
+
+// vfio names the IOMMU group it creates for a device without an IOMMU
+// "vfio-noiommu" (drivers/vfio/group.c), and its node /dev/vfio/noiommu-<id>.
+const NOIOMMU_GROUP_NAME = 'vfio-noiommu';
+
+/** @internal Whether group `id` is a no-IOMMU group (its sysfs name is vfio-noiommu). Options already checked. */
+export function isNoiommuGroup(id: number, opts: SysfsOptions): boolean {
+  return readAttr(path.join(groupsDir(opts), String(id), 'name')) === NOIOMMU_GROUP_NAME;
+}
+
+/** @internal The node a group is opened through: /dev/vfio/<id>, or /dev/vfio/noiommu-<id>. Options already checked. */
+export function groupNodePath(id: number, opts: SysfsOptions): string {
+  return path.join(roots(opts).dev, 'vfio', `${isNoiommuGroup(id, opts) ? 'noiommu-' : ''}${id}`);
 }
 
 export const IOMMU_OFF_HINT =

@@ -38,4 +38,6 @@ export type { ScopedBinding } from './scoped';
 export { bindScoped, withBinding, restoreStaleBindings } from './scoped';
 export type { DoctorCheck, DoctorReport, DoctorOptions, CheckStatus } from './doctor';
 export { runDoctor, readMemlockLimit, hasIpcLock } from './doctor';
+export type { VfioInterfaceName, VfioInterface, HostInterfaces, DeviceInterfaces, ConfigValue } from './interfaces';
+export { detectInterfaces, deviceInterfaces, listDeviceInterfaces, VFIO_INTERFACES } from './interfaces';
 export { parseSize, formatSize } from './size';

@@ -14,6 +14,8 @@ export interface SysfsOptions {
   devRoot?: string;
   /** Default '/proc'. */
   procRoot?: string;
+  /** Where the kernel's config-<release> file is (`vfio doctor` reads it when present). Default '/boot'. */
+  bootRoot?: string;
 }
 
 /** The identity access is judged for (defaults to this process). */
@@ -36,6 +38,7 @@ export interface Roots {
   sys: string;
   dev: string;
   proc: string;
+  boot: string;
 }
 
 /** Every option a lib/sysfs function takes, checked: what checkOptions returns. */
@@ -46,7 +49,7 @@ export interface CheckedOptions extends SysfsOptions, AccessOptions {
   mapBytes?: bigint;
 }
 
-const ROOTS = ['sysfsRoot', 'devRoot', 'procRoot', 'runRoot'] as const;
+const ROOTS = ['sysfsRoot', 'devRoot', 'procRoot', 'bootRoot', 'runRoot'] as const;
 const UID_MAX = 0xffffffff;
 
 /**
@@ -90,7 +93,7 @@ function argCredentials(value: unknown, argument: string): Credentials {
 }
 
 export function roots(opts: SysfsOptions = {}): Roots {
-  return { sys: opts.sysfsRoot ?? '/sys', dev: opts.devRoot ?? '/dev', proc: opts.procRoot ?? '/proc' };
+  return { sys: opts.sysfsRoot ?? '/sys', dev: opts.devRoot ?? '/dev', proc: opts.procRoot ?? '/proc', boot: opts.bootRoot ?? '/boot' };
 }
 
 /** A sysfs attribute's text without the trailing newline, or null if the file is absent. */

@@ -9,7 +9,7 @@ import { hostSpec, noIommuSpec } from '../fixtures/topologies';
 const BIN = path.join(__dirname, '../../lib/cli/main.js');
 
 function vfio(f: Fixture, args: string[]) {
-  return spawnSync(process.execPath, [BIN, ...args, '--sysfs-root', f.sysfsRoot, '--dev-root', f.devRoot, '--proc-root', f.procRoot], {
+  return spawnSync(process.execPath, [BIN, ...args, '--sysfs-root', f.sysfsRoot, '--dev-root', f.devRoot, '--proc-root', f.procRoot, '--boot-root', f.bootRoot], {
     encoding: 'utf8',
     env: { ...process.env, NO_COLOR: '' },
   });

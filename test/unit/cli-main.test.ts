@@ -8,7 +8,7 @@ import { ArgCode } from '../../lib/args';
 import { RuleCode, VfioSystemError } from '../../lib/errors';
 import type { BindOptions } from '../../lib/sysfs';
 import { type Fixture, type FixtureSpec, buildFixture, snapshotTree } from '../fixtures/sysfs-tree';
-import { hostSpec, noIommuSpec } from '../fixtures/topologies';
+import { debian61Spec, hostSpec, iommufdSpec, noIommuSpec, noiommuSpec } from '../fixtures/topologies';
 
 interface Result {
   status: number;
@@ -26,7 +26,7 @@ interface CliOptions {
 function cli(f: Fixture | null, argv: string[], o: CliOptions = {}): Result {
   let out = '';
   let err = '';
-  const roots = f === null ? [] : ['--sysfs-root', f.sysfsRoot, '--dev-root', f.devRoot, '--proc-root', f.procRoot, '--run-root', f.runRoot];
+  const roots = f === null ? [] : ['--sysfs-root', f.sysfsRoot, '--dev-root', f.devRoot, '--proc-root', f.procRoot, '--boot-root', f.bootRoot, '--run-root', f.runRoot];
   const status = run(
     [...argv, ...roots],
     { stdout: (t) => void (out += t), stderr: (t) => void (err += t), env: o.env ?? {}, isTTY: o.isTTY ?? false },
@@ -106,15 +106,25 @@ describe('vfio CLI', () => {
       const r = cli(fresh(), ['list']);
       assert.equal(r.status, 0);
       const lines = r.out.split('\n');
-      assert.match(lines[0]!, /^GROUP +VIABLE +DEVICE +ID +CLASS +DRIVER +OVERRIDE +NODE$/);
-      assert.match(r.out, /\n4 +no +0000:00:04.0 +1234:11e8 +unclassified \(00ff00\) +vfio-pci +vfio-pci +\S+\/vfio\/4 \(rw\)\n +0000:00:04.1 +8086:10d3 +network \(020000\) +e1000e +-\n/);
-      assert.match(r.out, /\n3 +yes +0000:00:03.0 +1234:11e8 +unclassified \(00ff00\) +- +- +-\n/);
+      assert.match(lines[0]!, /^GROUP +VIABLE +DEVICE +ID +CLASS +DRIVER +OVERRIDE +NODE +OPEN$/);
+      assert.match(r.out, /\n4 +no +0000:00:04.0 +1234:11e8 +unclassified \(00ff00\) +vfio-pci +vfio-pci +\S+\/vfio\/4 \(rw\) +group 4\n +0000:00:04.1 +8086:10d3 +network \(020000\) +e1000e +- +-\n/);
+      assert.match(r.out, /\n3 +yes +0000:00:03.0 +1234:11e8 +unclassified \(00ff00\) +- +- +- +-\n/);
       const reasons = r.out.slice(r.out.indexOf('\n\n') + 2).split('\n');
       assert.deepEqual(reasons, [
         'group 4 is not viable: 0000:00:04.1 is bound to e1000e; bind it to vfio-pci (vfio bind 0000:00:04.1) or unbind it',
         'groups 5, 6: not viable, every device is on a host driver; vfio bind <device> (or --group) to hand one to userspace',
         '',
+        'interfaces: group/container; not offered: iommufd, cdev, noiommu (vfio doctor says why)',
+        '',
       ]);
+    });
+
+    it('shows what each device opens through: its group, its cdev, or a noiommu group', () => {
+      const modern = cli(fresh(iommufdSpec()), ['list']);
+      assert.match(modern.out, /\n2 +yes +0000:00:02.0 .* +\S+\/vfio\/2 \(rw\) +group 2, cdev vfio1\n/);
+      assert.match(modern.out, /\ninterfaces: group\/container, iommufd, cdev; not offered: noiommu \(vfio doctor says why\)\n$/);
+      const unsafe = cli(fresh(noiommuSpec()), ['list']);
+      assert.match(unsafe.out, /\n0 +yes +0000:00:03.0 .* +\S+\/vfio\/noiommu-0 \(rw\) +noiommu-0, cdev noiommu-vfio0\n/);
     });
 
     it('shows a group node the user cannot open as "no access"', () => {
@@ -142,12 +152,30 @@ describe('vfio CLI', () => {
       const r = cli(fresh(), ['list', '--json']);
       assert.equal(r.status, 0);
       const j = JSON.parse(r.out) as { groups: { id: number; viable: boolean; reason: string | null; blockers: { address: string }[]; devices: { address: string; vendorId: number; driver: string | null }[]; devNode: { exists: boolean; mode: number | null } }[] };
-      assert.deepEqual(Object.keys(j.groups[0]!).sort(), ['blockers', 'devNode', 'devices', 'id', 'reason', 'viable']);
+      assert.deepEqual(Object.keys(j.groups[0]!).sort(), ['blockers', 'devNode', 'devices', 'id', 'noiommu', 'reason', 'viable']);
       const g4 = j.groups.find((g) => g.id === 4)!;
       assert.deepEqual([g4.viable, g4.blockers.map((b) => b.address), g4.devNode.exists, g4.devNode.mode], [false, ['0000:00:04.1'], true, 0o600]);
       assert.match(g4.reason!, /^group 4 is not viable/);
-      assert.deepEqual(g4.devices[1], { address: '0000:00:04.1', vendorId: 0x8086, deviceId: 0x10d3, classCode: 0x020000, driver: 'e1000e', driverOverride: null, iommuGroup: 4 });
+      assert.deepEqual(g4.devices[1], {
+        address: '0000:00:04.1', vendorId: 0x8086, deviceId: 0x10d3, classCode: 0x020000, driver: 'e1000e', driverOverride: null, iommuGroup: 4,
+        vfio: { address: '0000:00:04.1', group: 4, noiommu: false, groupNode: `${f.devRoot}/vfio/4`, vfioDevice: null, cdev: null, openWith: [] },
+      });
       assert.equal(j.groups.find((g) => g.id === 2)!.reason, null);
+    });
+
+    it('--json gives how each device opens, and which interfaces the host offers', () => {
+      const fx = fresh(iommufdSpec());
+      const j = JSON.parse(cli(fx, ['list', '--json']).out) as {
+        groups: { id: number; devices: { vfio: { cdev: string | null; openWith: string[] } }[] }[];
+        interfaces: Record<string, { available: boolean; detail: string; fix: string | null; evidence: string[] }>;
+      };
+      const d = j.groups.find((g) => g.id === 2)!.devices[0]!.vfio;
+      assert.deepEqual([d.cdev, d.openWith], [`${fx.devRoot}/vfio/devices/vfio1`, ['group', 'cdev']]);
+      assert.deepEqual(
+        ['group', 'iommufd', 'cdev', 'noiommu'].map((n) => j.interfaces[n]!.available),
+        [true, true, true, false],
+      );
+      assert.equal(j.interfaces.iommufd!.evidence[0], `${fx.devRoot}/iommu`);
     });
 
     it('without an IOMMU exits 1 and says how to turn it on', () => {
@@ -159,7 +187,8 @@ describe('vfio CLI', () => {
 
     it('without an IOMMU --json still prints an empty list', () => {
       const r = cli(fresh(noIommuSpec()), ['list', '--json']);
-      assert.deepEqual([r.status, JSON.parse(r.out)], [1, { groups: [] }]);
+      const j = JSON.parse(r.out) as { groups: unknown[]; interfaces: { group: { available: boolean } } };
+      assert.deepEqual([r.status, Object.keys(j), j.groups, j.interfaces.group.available], [1, ['groups', 'interfaces'], [], true]);
     });
   });
 
@@ -257,7 +286,21 @@ describe('vfio CLI', () => {
       const r = cli(fresh({ ...hostSpec(), capEff: CAP_IPC_LOCK }), ['doctor']);
       assert.equal(r.status, 0);
       assert.match(r.out, /^ok {4}iommu +7 IOMMU groups \(IOMMU dmar0\)\n/);
-      assert.match(r.out, /\nVFIO is usable \(2 warnings\)\.\n$/);
+      assert.match(r.out, /\nVFIO is usable \(4 warnings\)\.\n$/);
+    });
+
+    it('prints a line for each VFIO interface, with the fix under an absent one', () => {
+      const r = cli(fresh(debian61Spec()), ['doctor']);
+      assert.match(r.out, /\nok {4}vfio-container +\S+\/vfio\/vfio is usable \(vfio_iommu_type1\): the group\/container interface\n/);
+      assert.match(r.out, /\nwarn {2}iommufd +no iommufd: Linux 6\.1\.0-57-amd64 has no iommufd \(it came in 6\.2\)\n +fix: boot Linux 6\.2 or later built with CONFIG_IOMMUFD=y/);
+      assert.match(r.out, /\nwarn {2}vfio-cdev +no device cdevs: Linux 6\.1\.0-57-amd64 has no VFIO device cdev \(it came in 6\.6\)\n +fix: /);
+      assert.match(r.out, /\nok {4}noiommu +no-IOMMU mode \(needed only for devices no IOMMU covers\): this kernel is built without/);
+    });
+
+    it('--json carries the interfaces next to the checks', () => {
+      const j = JSON.parse(cli(fresh(iommufdSpec()), ['doctor', '--json']).out) as { interfaces: Record<string, { available: boolean }> };
+      assert.deepEqual(Object.keys(j.interfaces), ['release', 'configFile', 'group', 'iommufd', 'cdev', 'noiommu']);
+      assert.equal(j.interfaces.cdev!.available, true);
     });
 
     it('exits 1 when memlock is below --map, printing the fix under the check', () => {

@@ -97,7 +97,7 @@ function wrongOptions(ran: { count: number }, f: Fixture): [string, unknown][] {
     ['mapBytes negative', { ...base, mapBytes: -1n }],
     ['mapBytes a string', { ...base, mapBytes: '1G' }],
   ];
-  for (const key of ['sysfsRoot', 'devRoot', 'procRoot', 'runRoot']) {
+  for (const key of ['sysfsRoot', 'devRoot', 'procRoot', 'bootRoot', 'runRoot']) {
     for (const [what, v] of Object.entries(h)) bad.push([`${key} ${what}`, { ...base, [key]: v }]);
     bad.push([`${key} a number`, { ...base, [key]: 42 }]);
   }
@@ -146,6 +146,9 @@ function exported(f: Fixture): { name: string; fn: Call; args: unknown[]; option
     ['runDoctor', [o], [0]],
     ['readMemlockLimit', [o], [0]],
     ['hasIpcLock', [o], [0]],
+    ['detectInterfaces', [o], [0]],
+    ['deviceInterfaces', ['0000:00:02.0', o], [1]],
+    ['listDeviceInterfaces', [o], [0]],
     ['parseSize', ['1G'], []],
     ['formatSize', [1n << 30n], []],
   ];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type DoctorCheck, type DoctorOptions, runDoctor } from '../../lib/sysfs';
 import { type FixtureSpec, buildFixture } from '../fixtures/sysfs-tree';
-import { hostSpec, noIommuSpec } from '../fixtures/topologies';
+import { debian61Spec, hostSpec, iommufdSpec, noIommuSpec, noiommuSpec } from '../fixtures/topologies';
 
 const ROOT = { uid: 0, gids: [0] };
 const USER = { uid: 1000, gids: [1000] };
@@ -35,7 +35,7 @@ describe('doctor', () => {
     const r = doctor({ ...hostSpec(), capEff: CAP_IPC_LOCK });
     assert.deepEqual(
       [...new Set(r.checks.map((c) => c.name))],
-      ['iommu', 'vfio-modules', 'vfio-container', 'group-node', 'group-viable', 'memlock', 'hugepages', 'kvm'],
+      ['iommu', 'vfio-modules', 'vfio-container', 'iommufd', 'vfio-cdev', 'noiommu', 'group-node', 'group-viable', 'memlock', 'hugepages', 'kvm'],
     );
   });
 
@@ -71,15 +71,20 @@ describe('doctor', () => {
       assert.match(c.fix!, /^modprobe vfio-pci vfio_iommu_type1/);
     });
 
-    it('unsafe no-IOMMU mode is a warning', () => {
-      const c = check(doctor({ ...hostSpec(), noiommuMode: true }).checks, 'vfio-modules');
-      assert.equal(c.status, 'warn');
-      assert.match(c.detail, /unsafe no-IOMMU mode is on/);
+    it('a missing /dev/vfio/vfio with vfio loaded fails: the kernel has no container', () => {
+      const c = check(doctor({ ...hostSpec(), vfioNodes: {} }).checks, 'vfio-container');
+      assert.equal(c.status, 'fail');
+      assert.match(c.detail, /^group\/container interface: .*\/vfio\/vfio is missing: this kernel's vfio has no container \(CONFIG_VFIO_CONTAINER\)$/);
+      assert.match(c.fix!, /CONFIG_VFIO_CONTAINER=y/);
     });
 
-    it('a missing /dev/vfio/vfio fails', () => {
-      const c = check(doctor({ ...hostSpec(), vfioNodes: {} }).checks, 'vfio-container');
-      assert.deepEqual([c.status, c.fix], ['fail', 'modprobe vfio (the node appears when the module loads)']);
+    it('without vfio loaded the container check says to load it', () => {
+      const c = check(doctor({ ...hostSpec(), vfioNodes: {}, modules: [] }).checks, 'vfio-container');
+      assert.deepEqual([c.status, c.fix], ['fail', 'modprobe vfio-pci vfio_iommu_type1 (vfio_iommu_spapr_tce on POWER)']);
+    });
+
+    it('the container names its IOMMU backend', () => {
+      assert.match(check(doctor(hostSpec()).checks, 'vfio-container').detail, /\/vfio\/vfio is usable \(vfio_iommu_type1\): the group\/container interface$/);
     });
 
     it('a /dev/vfio/vfio the user cannot open fails with chmod 0666', () => {
@@ -112,6 +117,69 @@ describe('doctor', () => {
     it('no group node at all is a warning that says to bind a device', () => {
       const c = check(doctor(noIommuSpec()).checks, 'group-node');
       assert.deepEqual([c.status, c.fix], ['warn', 'vfio list, then vfio bind <address> (as root)']);
+    });
+  });
+
+  describe('VFIO interfaces: a check line each', () => {
+    it("on Debian's 6.1 kernel iommufd and cdev are warnings that say why and what to enable; noiommu passes", () => {
+      const r = doctor(debian61Spec());
+      const [iommufd, cdev, noiommu] = [check(r.checks, 'iommufd'), check(r.checks, 'vfio-cdev'), check(r.checks, 'noiommu')];
+      assert.deepEqual([iommufd.status, iommufd.detail], ['warn', 'no iommufd: Linux 6.1.0-57-amd64 has no iommufd (it came in 6.2)']);
+      assert.match(iommufd.fix!, /CONFIG_IOMMUFD=y/);
+      assert.deepEqual([cdev.status, cdev.detail], ['warn', 'no device cdevs: Linux 6.1.0-57-amd64 has no VFIO device cdev (it came in 6.6)']);
+      assert.equal(noiommu.status, 'ok');
+      assert.match(noiommu.detail, /^no-IOMMU mode \(needed only for devices no IOMMU covers\): this kernel is built without no-IOMMU mode /);
+      assert.equal(r.ok, true);
+    });
+
+    it('the report carries the detection itself', () => {
+      const r = doctor(debian61Spec());
+      assert.deepEqual([r.interfaces.group.available, r.interfaces.iommufd.available, r.interfaces.cdev.available, r.interfaces.noiommu.available], [true, false, false, false]);
+    });
+
+    it('with iommufd and cdevs every interface line passes', () => {
+      const r = doctor(iommufdSpec());
+      assert.deepEqual(['vfio-container', 'iommufd', 'vfio-cdev', 'noiommu'].map((n) => check(r.checks, n).status), ['ok', 'ok', 'ok', 'ok']);
+      assert.match(check(r.checks, 'iommufd').detail, /\/iommu \(iommufd built in\) is usable$/);
+      assert.match(check(r.checks, 'vfio-cdev').detail, /^device cdevs: .*\/vfio\/devices\/vfio0 \(0000:01:00.0\)/);
+      assert.match(check(r.checks, 'noiommu').detail, /in this kernel but off/);
+    });
+
+    it('a /dev/iommu the user cannot open is a warning with the chown and udev fix', () => {
+      const c = check(doctor(iommufdSpec(), { credentials: USER }).checks, 'iommufd');
+      assert.equal(c.status, 'warn');
+      assert.match(c.detail, /\/iommu mode 0660 uid \d+ gid \d+: not readable and writable by uid 1000/);
+      assert.match(c.fix!, /chown 1000 .*\/iommu, or a udev rule KERNEL=="iommu"/);
+    });
+
+    it('without a container but with cdev and iommufd, the container line is a warning, not a failure', () => {
+      const c = check(doctor({ ...iommufdSpec(), vfioNodes: { '2': 0o600 } }).checks, 'vfio-container');
+      assert.equal(c.status, 'warn');
+    });
+
+    it('unsafe no-IOMMU mode on is a warning, whose fix turns it off', () => {
+      const c = check(doctor({ ...hostSpec(), noiommuMode: true }).checks, 'noiommu');
+      assert.equal(c.status, 'warn');
+      assert.match(c.detail, /^unsafe no-IOMMU mode is on/);
+      assert.match(c.fix!, /echo N > /);
+      assert.equal(check(doctor({ ...hostSpec(), noiommuMode: true }).checks, 'vfio-modules').status, 'ok');
+    });
+
+    it('on a machine without an IOMMU, a kernel without no-IOMMU mode is a warning', () => {
+      const c = check(doctor(noIommuSpec()).checks, 'noiommu');
+      assert.equal(c.status, 'warn');
+      assert.equal(c.fix, 'boot a kernel built with CONFIG_VFIO_NOIOMMU=y');
+    });
+
+    it("noiommu groups are not counted as the IOMMU's groups, and their node is checked at /dev/vfio/noiommu-N", () => {
+      const r = doctor(noiommuSpec());
+      const iommu = check(r.checks, 'iommu');
+      // No IOMMU, but no-IOMMU mode on: a warning (devices reach userspace, without isolation), not a failure.
+      assert.equal(iommu.status, 'warn');
+      assert.match(iommu.detail, /: the IOMMU is off or absent; only unsafe no-IOMMU mode can hand devices to userspace here, without isolation$/);
+      assert.equal(check(doctor({ ...noiommuSpec(), noiommuMode: false }).checks, 'iommu').status, 'fail');
+      const node = check(r.checks, 'group-node', 0);
+      assert.match(node.detail, /\/vfio\/noiommu-0 is usable$/);
     });
   });
 

@@ -266,6 +266,110 @@ describe('vfio CLI on a real kernel (test guest)', function () {
     });
   });
 
+  describe('the VFIO interfaces of this kernel', () => {
+    // What the kernel shows, read here without the library.
+    const release = (): string => fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+    const olderThan = (major: number, minor: number): boolean => {
+      const [a, b] = release().split('.').map(Number) as [number, number];
+      return a < major || (a === major && b < minor);
+    };
+    const NOIOMMU_PARAM = '/sys/module/vfio/parameters/enable_unsafe_noiommu_mode';
+    const kernel = () => ({
+      iommufd: isCharDevice('/dev/iommu'),
+      cdev: /^\s*\d+ vfio-dev$/m.test(fs.readFileSync('/proc/devices', 'utf8').split('Block devices:')[0]!),
+      noiommu: fs.existsSync(NOIOMMU_PARAM) ? fs.readFileSync(NOIOMMU_PARAM, 'utf8').trim() === 'Y' : false,
+    });
+    interface Iface {
+      available: boolean;
+      detail: string;
+      fix: string | null;
+      evidence: string[];
+    }
+    interface Check {
+      name: string;
+      status: string;
+      detail: string;
+      fix?: string;
+    }
+    const doctorJson = () => {
+      const r = vfio(['doctor', '--json']);
+      assert.equal(r.status, 0, r.stdout);
+      return JSON.parse(r.stdout) as { checks: Check[]; interfaces: { release: string; group: Iface & { backends: string[] }; iommufd: Iface; cdev: Iface; noiommu: Iface } };
+    };
+
+    it('doctor finds what the kernel has: group/container always, iommufd, cdev and noiommu exactly when the kernel shows them', () => {
+      const j = doctorJson();
+      const k = kernel();
+      const i = j.interfaces;
+      assert.equal(i.release, release());
+      assert.deepEqual([i.group.available, i.iommufd.available, i.cdev.available, i.noiommu.available], [true, k.iommufd, k.cdev, k.noiommu]);
+      assert.ok(i.group.backends.includes('vfio_iommu_type1'), i.group.detail);
+      const status = (name: string) => j.checks.find((c) => c.name === name)!;
+      assert.deepEqual(
+        ['vfio-container', 'iommufd', 'vfio-cdev'].map((n) => status(n).status),
+        ['ok', k.iommufd ? 'ok' : 'warn', k.cdev ? 'ok' : 'warn'],
+      );
+      for (const absent of [i.iommufd, i.cdev, i.noiommu].filter((x) => !x.available)) {
+        assert.ok(absent.fix !== null && absent.fix.length > 0, `${absent.detail}: a fix`);
+        assert.ok(absent.evidence.length > 0, `${absent.detail}: evidence`);
+      }
+    });
+
+    it('says why iommufd and the cdev are absent on a kernel older than them, naming the version; otherwise the config option', () => {
+      const { checks, interfaces: i } = doctorJson();
+      const iommufd = checks.find((x) => x.name === 'iommufd')!;
+      if (kernel().iommufd) assert.deepEqual([iommufd.status, iommufd.detail.startsWith('/dev/iommu')], ['ok', true], iommufd.detail);
+      else if (olderThan(6, 2)) {
+        assert.equal(iommufd.detail, `no iommufd: Linux ${release()} has no iommufd (it came in 6.2)`);
+        assert.match(iommufd.fix!, /^boot Linux 6\.2 or later built with CONFIG_IOMMUFD=y/);
+      } else assert.match(`${i.iommufd.detail} ${i.iommufd.fix}`, /CONFIG_IOMMUFD/);
+      const cdev = checks.find((x) => x.name === 'vfio-cdev')!;
+      if (kernel().cdev) assert.equal(cdev.status, 'ok', cdev.detail);
+      else if (olderThan(6, 6)) assert.equal(cdev.detail, `no device cdevs: Linux ${release()} has no VFIO device cdev (it came in 6.6)`);
+      else assert.match(`${i.cdev.detail} ${i.cdev.fix}`, /CONFIG_VFIO_DEVICE_CDEV/);
+    });
+
+    it('says whether no-IOMMU mode is in the kernel: without the vfio parameter, built without CONFIG_VFIO_NOIOMMU', () => {
+      const { checks, interfaces: i } = doctorJson();
+      const c = checks.find((x) => x.name === 'noiommu')!;
+      if (fs.existsSync(NOIOMMU_PARAM)) {
+        assert.equal(i.noiommu.available, kernel().noiommu);
+        assert.equal(c.status, kernel().noiommu ? 'warn' : 'ok');
+      } else {
+        assert.deepEqual(
+          [c.status, i.noiommu.detail, i.noiommu.fix],
+          ['ok', 'this kernel is built without no-IOMMU mode (CONFIG_VFIO_NOIOMMU: vfio has no enable_unsafe_noiommu_mode parameter)', 'boot a kernel built with CONFIG_VFIO_NOIOMMU=y'],
+        );
+      }
+    });
+
+    it('list shows edu A opening through its group, and through its cdev exactly when the kernel made one', () => {
+      const dir = `${DEVICES}/${env.bdf}/vfio-dev`;
+      const name = fs.existsSync(dir) ? fs.readdirSync(dir)[0]! : null;
+      const cdev = name !== null && fs.existsSync(`${dir}/${name}/dev`) ? `/dev/vfio/devices/${name}` : null;
+      const r = vfio(['list', '--json']);
+      assert.equal(r.status, 0, r.stderr);
+      const j = JSON.parse(r.stdout) as { groups: { id: number; devices: { address: string; vfio: Record<string, unknown> }[] }[] };
+      const a = j.groups.find((g) => g.id === env.group)!.devices.find((d) => d.address === env.bdf)!.vfio;
+      assert.deepEqual(a, {
+        address: env.bdf,
+        group: env.group,
+        noiommu: false,
+        groupNode: `/dev/vfio/${env.group}`,
+        vfioDevice: name,
+        cdev,
+        openWith: cdev === null ? ['group'] : ['group', 'cdev'],
+      });
+      const table = vfio(['list']).stdout;
+      const open = cdev === null ? `group ${env.group}` : `group ${env.group}, cdev ${name}`;
+      assert.ok(table.split('\n').some((l) => l.includes(env.bdf) && l.endsWith(open)), table);
+      const k = kernel();
+      const no = [!k.iommufd && 'iommufd', !k.cdev && 'cdev', !k.noiommu && 'noiommu'].filter(Boolean);
+      const yes = ['group/container', k.iommufd && 'iommufd', k.cdev && 'cdev', k.noiommu && 'noiommu'].filter(Boolean);
+      assert.ok(table.endsWith(`\ninterfaces: ${yes.join(', ')}${no.length > 0 ? `; not offered: ${no.join(', ')} (vfio doctor says why)` : ''}\n`), table);
+    });
+  });
+
   describe('doctor', () => {
     it('passes on the guest as root: exit 0, IOMMU, modules, container and group nodes ok', () => {
       const r = vfio(['doctor', '--json', '--map', '1G']);
