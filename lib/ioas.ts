@@ -120,6 +120,7 @@ export class Ioas extends Iommu {
     this.destroy();
   }
 
+  /** destroy(), for `using`. */
   [Symbol.dispose](): void {
     this.destroy();
   }
