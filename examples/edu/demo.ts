@@ -6,19 +6,12 @@
 // container; a flag forces one. The same code runs on x86 (type1 IOMMU) and
 // on POWER (sPAPR TCE IOMMU): a container takes the best IOMMU it offers.
 
-import { existsSync } from 'node:fs';
 import { Container, Device, DmaBuffer, hex, IommuFd, SpaprTceIommu, sysfs, type Iommu } from '../../lib';
-import { cdevPath } from '../../lib/device';
 import { Edu, EDU_MAX_DMA } from './edu';
 
-/** The cdev path when the kernel offers device cdevs and iommufd, else null. */
-function cdevOf(bdf: string): string | null {
-  if (!existsSync('/dev/iommu')) return null;
-  try {
-    return cdevPath(bdf);
-  } catch {
-    return null;
-  }
+/** Does the kernel offer this device by its cdev, and an iommufd to bind it to? */
+function cdevOffered(bdf: string): boolean {
+  return sysfs.detectInterfaces().iommufd.available && sysfs.deviceInterfaces(bdf).openWith.includes('cdev');
 }
 
 async function main(): Promise<void> {
@@ -26,7 +19,7 @@ async function main(): Promise<void> {
   const forced = args.find((a) => a === '--iommufd' || a === '--group');
   const bdf = args.find((a) => !a.startsWith('--')) ?? process.env.VFIO_TEST_BDF;
   if (!bdf) throw new Error('usage: demo [--iommufd | --group] <bdf> (or set VFIO_TEST_BDF); the device must be bound to vfio-pci');
-  const viaCdev = forced ? forced === '--iommufd' : cdevOf(bdf) !== null;
+  const viaCdev = forced ? forced === '--iommufd' : cdevOffered(bdf);
 
   // Buffers first: `using` disposes in reverse, so the container or iommufd
   // (and its mappings) goes before the memory the device could DMA into.
