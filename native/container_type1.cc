@@ -1,12 +1,12 @@
 // Type1 IOMMU: GET_INFO with its capability chain, MAP_DMA and UNMAP_DMA.
 #include <linux/vfio.h>
-#include <sys/mman.h>
 
 #include "container.h"
 #include "dma_buffer.h"
 #include "info_caps.h"
 #include "js_values.h"
 #include "ioctl_worker.h"
+#include "pin_worker.h"
 #include "region_mmap.h"
 
 namespace vfio {
@@ -54,25 +54,16 @@ vfio_iommu_type1_dma_unmap ParseUnmap(const Napi::CallbackInfo& info) {
   return unmap;
 }
 
-// Holds the buffer (JS object and memory) and marks it busy until settled,
-// so neither GC nor close() can unmap what the kernel is pinning.
-class MapWorker : public IoctlWorker<vfio_iommu_type1_dma_map> {
+// Settles with nothing: type1 maps at the caller's IOVA.
+class MapWorker : public PinWorker<vfio_iommu_type1_dma_map> {
  public:
   MapWorker(Napi::Env env, std::shared_ptr<Fd> fd, const vfio_iommu_type1_dma_map& map, DmaBuffer* buffer,
             Napi::Object buffer_object)
-      : IoctlWorker(env, "vfio:mapDma", std::move(fd), VFIO_IOMMU_MAP_DMA, VFIO_IOCTL_NAME(VFIO_IOMMU_MAP_DMA), map),
-        buffer_(buffer),
-        buffer_ref_(Napi::Persistent(buffer_object)),
-        memory_(buffer->BeginUse()) {}
-  ~MapWorker() override { buffer_->EndUse(); }
+      : PinWorker(env, "vfio:mapDma", std::move(fd), VFIO_IOMMU_MAP_DMA, VFIO_IOCTL_NAME(VFIO_IOMMU_MAP_DMA), map,
+                  buffer, buffer_object) {}
 
  protected:
   Napi::Value Result() override { return Env().Undefined(); }
-
- private:
-  DmaBuffer* buffer_;
-  Napi::ObjectReference buffer_ref_;
-  std::shared_ptr<MappedMemory> memory_;
 };
 
 class UnmapWorker : public IoctlWorker<vfio_iommu_type1_dma_unmap> {

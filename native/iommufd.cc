@@ -7,6 +7,7 @@
 
 #include "dma_buffer.h"
 #include "ioctl_worker.h"
+#include "pin_worker.h"
 #include "js_values.h"
 
 namespace vfio {
@@ -40,25 +41,16 @@ iommu_ioas_unmap ParseUnmap(const Napi::CallbackInfo& info) {
   return unmap;
 }
 
-// Holds the buffer busy until the kernel has pinned it (see MapWorker in
-// container_type1.cc); settles with the IOVA the mapping got.
-class IoasMapWorker : public IoctlWorker<iommu_ioas_map> {
+// Settles with the IOVA the mapping got (the kernel's choice without FIXED_IOVA).
+class IoasMapWorker : public PinWorker<iommu_ioas_map> {
  public:
   IoasMapWorker(Napi::Env env, std::shared_ptr<Fd> fd, const iommu_ioas_map& map, DmaBuffer* buffer,
                 Napi::Object buffer_object)
-      : IoctlWorker(env, "vfio:ioasMap", std::move(fd), IOMMU_IOAS_MAP, VFIO_IOCTL_NAME(IOMMU_IOAS_MAP), map),
-        buffer_(buffer),
-        buffer_ref_(Napi::Persistent(buffer_object)),
-        memory_(buffer->BeginUse()) {}
-  ~IoasMapWorker() override { buffer_->EndUse(); }
+      : PinWorker(env, "vfio:ioasMap", std::move(fd), IOMMU_IOAS_MAP, VFIO_IOCTL_NAME(IOMMU_IOAS_MAP), map, buffer,
+                  buffer_object) {}
 
  protected:
   Napi::Value Result() override { return U64(Env(), arg_.iova); }
-
- private:
-  DmaBuffer* buffer_;
-  Napi::ObjectReference buffer_ref_;
-  std::shared_ptr<MappedMemory> memory_;
 };
 
 class IoasUnmapWorker : public IoctlWorker<iommu_ioas_unmap> {
